@@ -1,0 +1,115 @@
+//! The `credits` command line: serve, migrate, check, grant.
+
+use crate::config::{parse_addr, Config, ConfigError};
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "credits",
+    version,
+    about = "A payments-grade credits ledger for SaaS apps"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the site and the API (the default).
+    Serve {
+        /// HOST:PORT to listen on (overrides CREDITS_ADDR).
+        #[arg(long)]
+        addr: Option<String>,
+    },
+    /// Bring the database schema up to date and exit.
+    Migrate,
+    /// Recompute every account from its ledger; exit 1 with a JSON report on any mismatch.
+    Check,
+    /// Grant credits to a user as an operator (an `adjust` entry by `cli`).
+    Grant {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        amount: i64,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+/// Runs one command; configuration errors exit 2, failed checks 1.
+pub async fn run(cli: Cli) -> ExitCode {
+    match execute(cli).await {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("credits: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn execute(cli: Cli) -> Result<ExitCode, String> {
+    let mut config = Config::from_env().map_err(|e| e.to_string())?;
+    let command = cli.command.unwrap_or(Command::Serve { addr: None });
+    if let Command::Serve { addr: Some(addr) } = &command {
+        config.addr = parse_addr(addr, "--addr").map_err(|e| e.to_string())?;
+    }
+    let db = crate::open_database(&config)
+        .await
+        .map_err(|e| format!("DATABASE_URL: {e}"))?;
+    let service = crate::build_service(&config, db).map_err(|e: ConfigError| e.to_string())?;
+    match command {
+        Command::Serve { .. } => {
+            let listener = tokio::net::TcpListener::bind(config.addr)
+                .await
+                .map_err(|e| format!("CREDITS_ADDR: cannot listen on {}: {e}", config.addr))?;
+            tracing::info!(addr = %config.addr, "credits is serving");
+            crate::serve(listener, crate::router(&config, service))
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate => {
+            println!("migrations are up to date");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check => {
+            let report = service.check().await.map_err(|e| e.to_string())?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+            );
+            Ok(if report.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Grant {
+            user,
+            amount,
+            reason,
+        } => {
+            let amount =
+                credits::Credits::parse_positive(amount).map_err(|e| format!("--amount: {e}"))?;
+            if user.is_empty() || user.len() > credits::requests::MAX_USER_ID_BYTES {
+                return Err("--user must be 1 to 255 bytes".into());
+            }
+            if reason.trim().is_empty()
+                || reason.chars().count() > credits::requests::MAX_REASON_CHARS
+            {
+                return Err("--reason must be 1 to 500 characters".into());
+            }
+            let figures = service
+                .grant(&user, amount, &reason)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "{}",
+                serde_json::json!({"userId": user, "credits": figures.as_dto(), "held": figures.held})
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

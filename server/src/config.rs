@@ -1,0 +1,247 @@
+//! Configuration in layers: built-in defaults, then the config file
+//! (`CREDITS_CONFIG`, or `credits.toml` when present), then the environment for
+//! addresses and secrets. Any bad value stops the process with a message that
+//! names the setting.
+
+use credits::auth::clerk::ClerkVerifier;
+use credits::auth::Admins;
+use credits::db::Backend;
+use credits::plans::{Plan, Settings};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::Path;
+
+pub const DEFAULT_ADDR: &str = "127.0.0.1:3000";
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://credits.db";
+pub const DEFAULT_SITE_ROOT: &str = "target/site";
+
+/// A configuration error; the message names the offending setting.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);
+
+/// Clerk session-token settings (`CLERK_*`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClerkConfig {
+    pub jwt_key_pem: Option<String>,
+    pub jwks_url: Option<String>,
+    pub issuer: Option<String>,
+    pub authorized_parties: Option<Vec<String>>,
+}
+
+impl ClerkConfig {
+    /// The verifier, or `None` when no key is configured (sign-in disabled).
+    pub fn verifier(&self) -> Result<Option<ClerkVerifier>, ConfigError> {
+        let verifier = match (&self.jwt_key_pem, &self.jwks_url) {
+            (Some(pem), _) => ClerkVerifier::from_pem(pem).map_err(ConfigError)?,
+            (None, Some(url)) => ClerkVerifier::from_jwks_url(url).map_err(ConfigError)?,
+            (None, None) => return Ok(None),
+        };
+        Ok(Some(
+            verifier
+                .with_issuer(self.issuer.clone())
+                .with_authorized_parties(self.authorized_parties.clone()),
+        ))
+    }
+}
+
+/// Everything the server reads at start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub addr: SocketAddr,
+    pub database_url: String,
+    pub site_root: String,
+    pub settings: Settings,
+    pub clerk: ClerkConfig,
+    pub admins: Admins,
+}
+
+/// The config file's shape; unknown keys are errors.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    initial_credits: Option<i64>,
+    cost_per_video: Option<i64>,
+    plans: Option<Vec<FilePlan>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePlan {
+    name: String,
+    price_cents: Option<i64>,
+    credits: Option<i64>,
+    creem_product_id: Option<String>,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok().filter(|value| !value.is_empty()))
+    }
+
+    /// Reads settings through `lookup`, so tests can pass their own environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let addr_text = lookup("CREDITS_ADDR").unwrap_or_else(|| DEFAULT_ADDR.into());
+        let addr = parse_addr(&addr_text, "CREDITS_ADDR")?;
+        let database_url = lookup("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
+        Backend::from_url(&database_url).map_err(ConfigError)?;
+        let settings = load_settings(lookup("CREDITS_CONFIG"))?;
+        let clerk = ClerkConfig {
+            jwt_key_pem: lookup("CLERK_JWT_KEY"),
+            jwks_url: lookup("CLERK_JWKS_URL"),
+            issuer: lookup("CLERK_ISSUER"),
+            authorized_parties: lookup("CLERK_AUTHORIZED_PARTIES").map(|raw| {
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(String::from)
+                    .collect()
+            }),
+        };
+        clerk.verifier()?;
+        Ok(Self {
+            addr,
+            database_url,
+            site_root: lookup("LEPTOS_SITE_ROOT").unwrap_or_else(|| DEFAULT_SITE_ROOT.into()),
+            settings,
+            clerk,
+            admins: Admins::parse(&lookup("CREDITS_ADMIN_USER_IDS").unwrap_or_default()),
+        })
+    }
+}
+
+pub fn parse_addr(text: &str, setting: &str) -> Result<SocketAddr, ConfigError> {
+    text.parse().map_err(|_| {
+        ConfigError(format!(
+            "{setting} must be HOST:PORT, e.g. {DEFAULT_ADDR} (got `{text}`)"
+        ))
+    })
+}
+
+/// Settings from `CREDITS_CONFIG` (which must exist), else `credits.toml` if present.
+fn load_settings(config_path: Option<String>) -> Result<Settings, ConfigError> {
+    let (path, required) = match config_path {
+        Some(path) => (path, true),
+        None => ("credits.toml".to_string(), false),
+    };
+    if !required && !Path::new(&path).exists() {
+        return Ok(Settings::default());
+    }
+    let text = std::fs::read_to_string(&path)
+        .map_err(|error| ConfigError(format!("CREDITS_CONFIG: cannot read {path}: {error}")))?;
+    parse_settings(&text)
+        .map_err(|message| ConfigError(format!("CREDITS_CONFIG ({path}): {message}")))
+}
+
+/// Parses a config file over the built-in defaults.
+pub fn parse_settings(text: &str) -> Result<Settings, String> {
+    let file: FileConfig = toml::from_str(text).map_err(|error| error.to_string())?;
+    let mut settings = Settings::default();
+    settings.initial_credits = file.initial_credits.unwrap_or(settings.initial_credits);
+    settings.cost_per_video = file.cost_per_video.unwrap_or(settings.cost_per_video);
+    for (index, plan) in file.plans.unwrap_or_default().into_iter().enumerate() {
+        let position = settings
+            .plans
+            .iter()
+            .position(|known| known.name == plan.name);
+        let base = position.map(|at| settings.plans[at].clone());
+        let merged = Plan {
+            price_cents: plan
+                .price_cents
+                .or(base.as_ref().map(|b| b.price_cents))
+                .ok_or_else(|| {
+                    format!(
+                        "plans[{index}].price_cents is required for the new plan `{}`",
+                        plan.name
+                    )
+                })?,
+            credits: plan
+                .credits
+                .or(base.as_ref().map(|b| b.credits))
+                .ok_or_else(|| {
+                    format!(
+                        "plans[{index}].credits is required for the new plan `{}`",
+                        plan.name
+                    )
+                })?,
+            creem_product_id: plan
+                .creem_product_id
+                .or(base.map(|b| b.creem_product_id))
+                .unwrap_or_default(),
+            name: plan.name,
+        };
+        match position {
+            Some(at) => settings.plans[at] = merged,
+            None => settings.plans.push(merged),
+        }
+    }
+    settings.validate()?;
+    Ok(settings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_need_nothing() {
+        let config = config(&[]).unwrap();
+        assert_eq!(config.addr.to_string(), DEFAULT_ADDR);
+        assert_eq!(config.database_url, DEFAULT_DATABASE_URL);
+        assert!(config.clerk.verifier().unwrap().is_none());
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let error = config(&[("CREDITS_ADDR", "nowhere")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("CREDITS_ADDR"), "{error}");
+        let error = config(&[("DATABASE_URL", "mysql://x")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("DATABASE_URL"), "{error}");
+        let error = config(&[("CLERK_JWT_KEY", "not a key")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("CLERK_JWT_KEY"), "{error}");
+        let error = config(&[("CREDITS_CONFIG", "/nonexistent.toml")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("CREDITS_CONFIG"), "{error}");
+    }
+
+    #[test]
+    fn the_config_file_overrides_defaults_and_refuses_unknown_keys() {
+        let settings = parse_settings(
+            "initial_credits = 5\n[[plans]]\nname = \"starter\"\ncreem_product_id = \"prod_1\"\n",
+        )
+        .unwrap();
+        assert_eq!(settings.initial_credits, 5);
+        assert_eq!(settings.cost_per_video, 10);
+        let starter = settings.plan("starter").unwrap();
+        assert_eq!(
+            (starter.credits, starter.creem_product_id.as_str()),
+            (115, "prod_1")
+        );
+        assert!(parse_settings("initial_credit = 5")
+            .unwrap_err()
+            .contains("initial_credit"));
+        assert!(parse_settings("[[plans]]\nname = \"gold\"\n")
+            .unwrap_err()
+            .contains("price_cents"));
+        assert!(parse_settings("cost_per_video = 0")
+            .unwrap_err()
+            .contains("cost_per_video"));
+    }
+}

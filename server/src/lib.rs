@@ -1,0 +1,90 @@
+//! The `credits` server: configuration, the router and the CLI.
+//!
+//! `main.rs` is thin; everything here is a library so that tests can start the
+//! real server on port 0 against a fresh database.
+
+pub mod cli;
+pub mod config;
+pub mod routes;
+
+use axum::Router;
+use config::Config;
+use credits::db::Db;
+use credits::service::CreditsService;
+use credits_app::{shell, App};
+use leptos::config::LeptosOptions;
+use leptos::prelude::provide_context;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use tokio::net::TcpListener;
+
+/// Connections per process; SQLite writes serialize anyway, PostgreSQL scales out by instances.
+const POOL_CONNECTIONS: u32 = 16;
+
+/// Opens the database named by the configuration and brings its schema up to date.
+pub async fn open_database(config: &Config) -> Result<Db, credits::db::DbError> {
+    let db = Db::connect(&config.database_url, POOL_CONNECTIONS).await?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+/// The service every handler shares.
+pub fn build_service(config: &Config, db: Db) -> Result<CreditsService, config::ConfigError> {
+    let verifier = config.clerk.verifier()?;
+    Ok(CreditsService::new(
+        db,
+        config.settings.clone(),
+        verifier,
+        config.admins.clone(),
+    ))
+}
+
+/// The whole HTTP surface: server functions, pages, static files and plain routes.
+pub fn router(config: &Config, service: CreditsService) -> Router {
+    let options = LeptosOptions::builder()
+        .output_name("credits")
+        .site_root(config.site_root.as_str())
+        .site_pkg_dir("pkg")
+        .site_addr(config.addr)
+        .build();
+    let routes = generate_route_list(App);
+    let context = {
+        let service = service.clone();
+        move || provide_context(service.clone())
+    };
+    let page_options = options.clone();
+    Router::new()
+        .merge(routes::health::router(service.clone()))
+        .merge(routes::server_fns::router(context.clone()))
+        .leptos_routes_with_context(&options, routes, context, move || {
+            shell(page_options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler(shell))
+        .with_state(options)
+        .layer(axum::middleware::from_fn(routes::limits::limit_body))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+}
+
+/// Serves on `listener` until the process is told to stop.
+pub async fn serve(listener: TcpListener, app: Router) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut signal) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            signal.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

@@ -1,0 +1,95 @@
+//! Who is calling: a verified principal from the session token, or nobody.
+
+pub mod clerk;
+
+use std::collections::HashSet;
+
+/// A signed-in caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub user_id: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub is_admin: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("sign in first: no session token was sent")]
+    Missing,
+    #[error("the session token is invalid: {0}")]
+    Invalid(String),
+    #[error("sign-in is not configured on this server (set CLERK_JWT_KEY or CLERK_JWKS_URL)")]
+    NotConfigured,
+}
+
+/// The user ids of `CREDITS_ADMIN_USER_IDS`.
+#[derive(Debug, Clone, Default)]
+pub struct Admins(HashSet<String>);
+
+impl Admins {
+    /// Parses the comma-separated list; blanks around ids are ignored.
+    pub fn parse(raw: &str) -> Self {
+        Self(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|id| !id.is_empty())
+                .map(String::from)
+                .collect(),
+        )
+    }
+
+    pub fn contains(&self, user_id: &str) -> bool {
+        self.0.contains(user_id)
+    }
+}
+
+/// Finds the session token: `Authorization: Bearer …` first, then the `__session` cookie.
+pub fn session_token(headers: &http::HeaderMap) -> Option<String> {
+    let bearer = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|token| !token.is_empty());
+    if let Some(token) = bearer {
+        return Some(token.to_string());
+    }
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == "__session")
+        .map(|(_, token)| token.to_string())
+        .filter(|token| !token.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::{HeaderMap, HeaderValue};
+
+    #[test]
+    fn bearer_wins_over_the_cookie() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "cookie",
+            HeaderValue::from_static("a=1; __session=cookie-token"),
+        );
+        assert_eq!(session_token(&headers).as_deref(), Some("cookie-token"));
+        headers.insert(
+            "authorization",
+            HeaderValue::from_static("Bearer header-token"),
+        );
+        assert_eq!(session_token(&headers).as_deref(), Some("header-token"));
+    }
+
+    #[test]
+    fn admin_ids_are_trimmed() {
+        let admins = Admins::parse(" user_a, ,user_b ");
+        assert!(admins.contains("user_a") && admins.contains("user_b"));
+        assert!(!admins.contains(""));
+    }
+}

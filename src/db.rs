@@ -1,0 +1,109 @@
+//! Connecting to the database `DATABASE_URL` names, and running its migrations.
+//!
+//! One code path serves both engines through sqlx's `Any` driver. The SQL is
+//! written in the dialect both share (numbered `$n` parameters, `RETURNING`,
+//! `ON CONFLICT`); timestamps are integer milliseconds since the epoch.
+
+use sqlx::any::{install_default_drivers, AnyPoolOptions};
+use sqlx::migrate::MigrateDatabase;
+use sqlx::{Any, AnyPool, Executor};
+use std::time::Duration;
+
+/// Which engine a pool talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// Reads the engine from a `DATABASE_URL`; anything else is a configuration error.
+    pub fn from_url(url: &str) -> Result<Self, String> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres)
+        } else {
+            Err("DATABASE_URL must start with sqlite:// or postgres://".into())
+        }
+    }
+}
+
+/// A connection pool plus the engine behind it.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pub pool: AnyPool,
+    pub backend: Backend,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("{0}")]
+    Config(String),
+    #[error("database: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Every SQLite connection: WAL for concurrent readers, FULL sync so that an
+/// acknowledged spend survives a crash, and a busy wait instead of failing
+/// when another connection holds the write lock.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;";
+
+impl Db {
+    /// Opens the pool, creating a SQLite file that does not exist yet.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, DbError> {
+        install_default_drivers();
+        let backend = Backend::from_url(url).map_err(DbError::Config)?;
+        if backend == Backend::Sqlite && !Any::database_exists(url).await.unwrap_or(false) {
+            Any::create_database(url).await?;
+        }
+        let options = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10));
+        let options = match backend {
+            Backend::Sqlite => options.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    conn.execute(SQLITE_PRAGMAS).await?;
+                    Ok(())
+                })
+            }),
+            Backend::Postgres => options,
+        };
+        let pool = options.connect(url).await?;
+        Ok(Self { pool, backend })
+    }
+
+    /// Brings the schema up to date; safe to run on every start and concurrently.
+    pub async fn migrate(&self) -> Result<(), DbError> {
+        match self.backend {
+            Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&self.pool).await?,
+            Backend::Postgres => {
+                sqlx::migrate!("migrations/postgres")
+                    .run(&self.pool)
+                    .await?
+            }
+        }
+        Ok(())
+    }
+
+    /// `/healthz`: the database answers a trivial query.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+/// Milliseconds since the Unix epoch, the unit of every stored timestamp.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// RFC 3339 with milliseconds, as every API timestamp is shown.
+pub fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

@@ -1,0 +1,86 @@
+//! The JSON shapes of the contract (§3), shared by the server and the browser.
+
+use serde::{Deserialize, Serialize};
+
+/// The `credits` object: the figures a user sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreditFigures {
+    pub remaining: i64,
+    pub total: i64,
+    pub used: i64,
+    pub bonus: i64,
+    pub initial: i64,
+}
+
+/// `GET /api/credits` and the answer of `POST /api/credits`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreditsView {
+    pub user_id: String,
+    pub credits: CreditFigures,
+    pub held: i64,
+    pub cost_per_video: i64,
+    pub can_generate_video: bool,
+    pub recent: Vec<EntryView>,
+    pub updated_at: String,
+}
+
+/// One ledger entry as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntryView {
+    pub id: i64,
+    pub kind: String,
+    pub amount: i64,
+    pub balance_after: i64,
+    pub reason: Option<String>,
+    pub reference: Option<String>,
+    pub created_at: String,
+}
+
+/// `GET /api/credits/history`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryPage {
+    pub entries: Vec<EntryView>,
+    pub next_before: Option<i64>,
+}
+
+/// `GET /api/user/sync` and the `user` of `POST /api/user/sync`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserView {
+    pub user_id: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub created_at: String,
+    pub credits: CreditFigures,
+}
+
+/// `POST /api/user/sync`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncResponse {
+    pub created: bool,
+    pub user: UserView,
+}
+
+/// The contract's error body: `{"error":{"code","message",…}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+    /// Credits the refused spend needed (402 only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required: Option<i64>,
+    /// Credits the account had when the spend was refused (402 only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining: Option<i64>,
+}

@@ -1,0 +1,114 @@
+//! `credits check`: recomputes every account from its ledger.
+//!
+//! The database's constraints already refuse an unbalanced row or account; this
+//! check catches what constraints cannot see: an account whose figures differ
+//! from the sum of its entries, and a `balance_after` chain that does not add up.
+
+use super::rules::Figures;
+use serde::Serialize;
+use sqlx::{AnyPool, Row};
+
+/// One discrepancy, machine-readable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Discrepancy {
+    pub user_id: String,
+    pub problem: String,
+    pub account: Option<Figures>,
+    pub ledger: Option<Figures>,
+    pub entry_id: Option<i64>,
+}
+
+/// The whole report; `ok` is true only when `discrepancies` is empty.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckReport {
+    pub ok: bool,
+    pub accounts_checked: i64,
+    pub entries_checked: i64,
+    pub discrepancies: Vec<Discrepancy>,
+}
+
+const SUMS_SQL: &str = "SELECT a.user_id, a.remaining, a.held, a.used, a.initial, a.bonus, \
+     a.adjustments, a.total, \
+     CAST(COALESCE(s.remaining, 0) AS BIGINT) AS s_remaining, \
+     CAST(COALESCE(s.held, 0) AS BIGINT) AS s_held, \
+     CAST(COALESCE(s.used, 0) AS BIGINT) AS s_used, \
+     CAST(COALESCE(s.initial, 0) AS BIGINT) AS s_initial, \
+     CAST(COALESCE(s.bonus, 0) AS BIGINT) AS s_bonus, \
+     CAST(COALESCE(s.adjustments, 0) AS BIGINT) AS s_adjustments, \
+     CAST(COALESCE(s.entries, 0) AS BIGINT) AS s_entries, \
+     (SELECT e.balance_after FROM ledger_entries e WHERE e.user_id = a.user_id \
+      ORDER BY e.id DESC LIMIT 1) AS last_balance \
+     FROM accounts a LEFT JOIN (SELECT user_id, SUM(amount) AS remaining, \
+     SUM(held_delta) AS held, SUM(used_delta) AS used, SUM(initial_delta) AS initial, \
+     SUM(bonus_delta) AS bonus, SUM(adjust_delta) AS adjustments, COUNT(*) AS entries \
+     FROM ledger_entries GROUP BY user_id) s ON s.user_id = a.user_id ORDER BY a.user_id";
+
+/// Entries whose `balance_after` is not the previous one plus their amount.
+const CHAIN_SQL: &str = "SELECT id, user_id FROM (SELECT id, user_id, amount, balance_after, \
+     LAG(balance_after) OVER (PARTITION BY user_id ORDER BY id) AS previous \
+     FROM ledger_entries) chain \
+     WHERE balance_after <> COALESCE(previous, 0) + amount ORDER BY id";
+
+fn figures(row: &sqlx::any::AnyRow, prefix: &str) -> Result<Figures, sqlx::Error> {
+    let get = |name: &str| row.try_get::<i64, _>(format!("{prefix}{name}").as_str());
+    let (initial, bonus, adjustments) = (get("initial")?, get("bonus")?, get("adjustments")?);
+    Ok(Figures {
+        remaining: get("remaining")?,
+        held: get("held")?,
+        used: get("used")?,
+        initial,
+        bonus,
+        adjustments,
+        total: initial + bonus + adjustments,
+    })
+}
+
+/// Runs the whole check in one read.
+pub async fn run(pool: &AnyPool) -> Result<CheckReport, sqlx::Error> {
+    let mut discrepancies = Vec::new();
+    let mut entries_checked = 0;
+    let rows = sqlx::query(SUMS_SQL).fetch_all(pool).await?;
+    for row in &rows {
+        let user_id: String = row.try_get("user_id")?;
+        let mut account = figures(row, "")?;
+        account.total = row.try_get("total")?;
+        let ledger = figures(row, "s_")?;
+        entries_checked += row.try_get::<i64, _>("s_entries")?;
+        let report = |problem: &str| Discrepancy {
+            user_id: user_id.clone(),
+            problem: problem.to_string(),
+            account: Some(account),
+            ledger: Some(ledger),
+            entry_id: None,
+        };
+        if !account.is_consistent() {
+            discrepancies.push(report("account breaks remaining + held + used == total"));
+        }
+        if account != ledger {
+            discrepancies.push(report("account figures differ from the sum of its ledger"));
+        }
+        let last_balance: Option<i64> = row.try_get("last_balance")?;
+        if last_balance.unwrap_or(0) != account.remaining {
+            discrepancies.push(report(
+                "remaining differs from the last entry's balanceAfter",
+            ));
+        }
+    }
+    for row in sqlx::query(CHAIN_SQL).fetch_all(pool).await? {
+        discrepancies.push(Discrepancy {
+            user_id: row.try_get("user_id")?,
+            problem: "balanceAfter is not the previous balance plus the amount".into(),
+            account: None,
+            ledger: None,
+            entry_id: Some(row.try_get("id")?),
+        });
+    }
+    Ok(CheckReport {
+        ok: discrepancies.is_empty(),
+        accounts_checked: rows.len() as i64,
+        entries_checked,
+        discrepancies,
+    })
+}

@@ -1,0 +1,298 @@
+//! Reading and writing the ledger. Every function takes the connection of an
+//! open transaction, so the caller decides what commits together.
+//!
+//! The rule for SQLite: each write transaction starts with a write, so that it
+//! takes the write lock up front (waiting on `busy_timeout`) instead of failing
+//! when it upgrades a read lock. On PostgreSQL the first UPDATE locks the row.
+
+use super::rules::{Delta, EntryKind, Figures};
+use crate::db::now_ms;
+use sqlx::{AnyConnection, Row};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("no account for this user")]
+    NoAccount,
+    #[error("the account is closed")]
+    Closed,
+    #[error("insufficient credits: {required} required, {remaining} remaining")]
+    Insufficient { required: i64, remaining: i64 },
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// One account row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub user_id: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub status: String,
+    pub figures: Figures,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// One ledger row as history shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub id: i64,
+    pub kind: String,
+    pub amount: i64,
+    pub balance_after: i64,
+    pub reason: Option<String>,
+    pub reference: Option<String>,
+    pub created_at_ms: i64,
+}
+
+/// Why and by whom an entry was written.
+#[derive(Debug, Clone, Default)]
+pub struct EntryMeta<'a> {
+    pub reason: Option<&'a str>,
+    pub reference: Option<&'a str>,
+    pub actor: &'a str,
+}
+
+/// Whether an entry needs `remaining` to cover it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guard {
+    /// Grants, adjustments, clawbacks: always applied.
+    None,
+    /// Spends and holds: applied only to an active account with `remaining >= amount`.
+    Covered(i64),
+}
+
+const ACCOUNT_COLUMNS: &str = "user_id, email, name, status, remaining, held, used, initial, \
+     bonus, adjustments, total, created_at, updated_at";
+
+fn account_from_row(row: &sqlx::any::AnyRow) -> Result<Account, sqlx::Error> {
+    Ok(Account {
+        user_id: row.try_get("user_id")?,
+        email: row.try_get("email")?,
+        name: row.try_get("name")?,
+        status: row.try_get("status")?,
+        figures: Figures {
+            remaining: row.try_get("remaining")?,
+            held: row.try_get("held")?,
+            used: row.try_get("used")?,
+            initial: row.try_get("initial")?,
+            bonus: row.try_get("bonus")?,
+            adjustments: row.try_get("adjustments")?,
+            total: row.try_get("total")?,
+        },
+        created_at_ms: row.try_get("created_at")?,
+        updated_at_ms: row.try_get("updated_at")?,
+    })
+}
+
+/// Reads one account without locking it.
+pub async fn load(conn: &mut AnyConnection, user_id: &str) -> Result<Option<Account>, sqlx::Error> {
+    let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE user_id = $1");
+    let row = sqlx::query(&sql)
+        .bind(user_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(account_from_row).transpose()
+}
+
+/// Locks one account for the rest of the transaction and reads it.
+pub async fn lock(conn: &mut AnyConnection, user_id: &str) -> Result<Option<Account>, sqlx::Error> {
+    let sql = format!(
+        "UPDATE accounts SET updated_at = $1 WHERE user_id = $2 RETURNING {ACCOUNT_COLUMNS}"
+    );
+    let row = sqlx::query(&sql)
+        .bind(now_ms())
+        .bind(user_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(account_from_row).transpose()
+}
+
+/// Creates the account with its initial grant unless it exists; true when created.
+///
+/// The primary key makes this exactly-once however many requests race: the
+/// losers' INSERT does nothing (on PostgreSQL it waits for the winner's commit).
+pub async fn create_if_missing(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    email: Option<&str>,
+    name: Option<&str>,
+    initial_credits: i64,
+) -> Result<bool, LedgerError> {
+    let now = now_ms();
+    let created = sqlx::query(
+        "INSERT INTO accounts (user_id, email, name, remaining, total, created_at, updated_at) \
+         VALUES ($1, $2, $3, 0, 0, $4, $4) ON CONFLICT (user_id) DO NOTHING RETURNING user_id",
+    )
+    .bind(user_id)
+    .bind(email)
+    .bind(name)
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?
+    .is_some();
+    if created && initial_credits > 0 {
+        let meta = EntryMeta {
+            reason: Some("sign-up grant"),
+            reference: None,
+            actor: "system",
+        };
+        apply(
+            conn,
+            user_id,
+            &Delta::initial(initial_credits),
+            Guard::None,
+            &meta,
+        )
+        .await?;
+    }
+    Ok(created)
+}
+
+/// Updates email and name when the session brings new ones.
+pub async fn update_profile(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    email: Option<&str>,
+    name: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE accounts SET email = COALESCE($1, email), name = COALESCE($2, name) \
+         WHERE user_id = $3 AND (email IS DISTINCT FROM COALESCE($1, email) \
+         OR name IS DISTINCT FROM COALESCE($2, name))",
+    )
+    .bind(email)
+    .bind(name)
+    .bind(user_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Applies one entry: the account update and the ledger row, in the caller's
+/// transaction. With `Guard::Covered` the balance check and the debit are one
+/// conditional UPDATE, so no concurrent request can slip between them.
+pub async fn apply(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    delta: &Delta,
+    guard: Guard,
+    meta: &EntryMeta<'_>,
+) -> Result<Figures, LedgerError> {
+    debug_assert!(delta.is_balanced(), "unbalanced entry {delta:?}");
+    let kind = delta.kind.expect("an entry has a kind");
+    let now = now_ms();
+    let (guard_sql, required) = match guard {
+        Guard::None => ("", 0),
+        Guard::Covered(required) => ("AND status = 'active' AND remaining >= $9", required),
+    };
+    let sql = format!(
+        "UPDATE accounts SET remaining = remaining + $1, held = held + $2, used = used + $3, \
+         initial = initial + $4, bonus = bonus + $5, adjustments = adjustments + $6, \
+         total = total + $4 + $5 + $6, updated_at = $7 \
+         WHERE user_id = $8 {guard_sql} \
+         RETURNING remaining, held, used, initial, bonus, adjustments, total"
+    );
+    let mut query = sqlx::query(&sql)
+        .bind(delta.remaining)
+        .bind(delta.held)
+        .bind(delta.used)
+        .bind(delta.initial)
+        .bind(delta.bonus)
+        .bind(delta.adjustments)
+        .bind(now)
+        .bind(user_id);
+    if guard != Guard::None {
+        query = query.bind(required);
+    }
+    let Some(row) = query.fetch_optional(&mut *conn).await? else {
+        return Err(explain_refusal(conn, user_id, required).await);
+    };
+    let figures = Figures {
+        remaining: row.try_get("remaining")?,
+        held: row.try_get("held")?,
+        used: row.try_get("used")?,
+        initial: row.try_get("initial")?,
+        bonus: row.try_get("bonus")?,
+        adjustments: row.try_get("adjustments")?,
+        total: row.try_get("total")?,
+    };
+    insert_entry(conn, user_id, kind, delta, figures.remaining, meta, now).await?;
+    Ok(figures)
+}
+
+/// Says why a guarded UPDATE matched no row.
+async fn explain_refusal(conn: &mut AnyConnection, user_id: &str, required: i64) -> LedgerError {
+    match load(conn, user_id).await {
+        Ok(None) => LedgerError::NoAccount,
+        Ok(Some(account)) if account.status != "active" => LedgerError::Closed,
+        Ok(Some(account)) => LedgerError::Insufficient {
+            required,
+            remaining: account.figures.remaining,
+        },
+        Err(error) => LedgerError::Database(error),
+    }
+}
+
+async fn insert_entry(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    kind: EntryKind,
+    delta: &Delta,
+    balance_after: i64,
+    meta: &EntryMeta<'_>,
+    now: i64,
+) -> Result<i64, sqlx::Error> {
+    let row = sqlx::query(
+        "INSERT INTO ledger_entries (user_id, kind, amount, held_delta, used_delta, \
+         initial_delta, bonus_delta, adjust_delta, balance_after, reason, reference, actor, \
+         created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+    )
+    .bind(user_id)
+    .bind(kind.as_str())
+    .bind(delta.remaining)
+    .bind(delta.held)
+    .bind(delta.used)
+    .bind(delta.initial)
+    .bind(delta.bonus)
+    .bind(delta.adjustments)
+    .bind(balance_after)
+    .bind(meta.reason)
+    .bind(meta.reference)
+    .bind(meta.actor)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    row.try_get("id")
+}
+
+/// One page of a user's entries, newest first, strictly older than `before_id`.
+pub async fn entries_before(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    before_id: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Entry>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, kind, amount, balance_after, reason, reference, created_at \
+         FROM ledger_entries WHERE user_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+    )
+    .bind(user_id)
+    .bind(before_id.unwrap_or(i64::MAX))
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(Entry {
+                id: row.try_get("id")?,
+                kind: row.try_get("kind")?,
+                amount: row.try_get("amount")?,
+                balance_after: row.try_get("balance_after")?,
+                reason: row.try_get("reason")?,
+                reference: row.try_get("reference")?,
+                created_at_ms: row.try_get("created_at")?,
+            })
+        })
+        .collect()
+}

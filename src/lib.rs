@@ -1,0 +1,22 @@
+//! The credits core shared by the server and the browser.
+//!
+//! The pure bottom layer (`amount`, `plans`, `dto`, `ledger::rules`) compiles to
+//! WASM too; everything that touches the database, the network or secrets sits
+//! behind the `ssr` feature so that the browser build never pulls it in.
+
+pub mod amount;
+pub mod dto;
+pub mod ledger;
+pub mod plans;
+pub mod requests;
+
+#[cfg(feature = "ssr")]
+pub mod auth;
+#[cfg(feature = "ssr")]
+pub mod db;
+#[cfg(feature = "ssr")]
+pub mod idempotency;
+#[cfg(feature = "ssr")]
+pub mod service;
+
+pub use amount::Credits;

@@ -1,0 +1,399 @@
+//! The use cases behind the credits and user-sync endpoints. Server functions,
+//! axum routes and the CLI all call these, so every door into the ledger goes
+//! through the same authorization, validation and transactions.
+
+use crate::auth::clerk::ClerkVerifier;
+use crate::auth::{session_token, Admins, AuthError, Principal};
+use crate::db::{rfc3339, Db};
+use crate::dto::{CreditsView, EntryView, HistoryPage, SyncResponse, UserView};
+use crate::idempotency::{self, Claim, IdempotencyKey};
+use crate::ledger::check::{self, CheckReport};
+use crate::ledger::store::{self, Account, Entry, EntryMeta, Guard, LedgerError};
+use crate::ledger::{Delta, Figures};
+use crate::plans::Settings;
+use crate::requests::{parse_page, Action, ChangeRequest};
+use serde_json::{Map, Value};
+use sqlx::AnyConnection;
+use std::sync::Arc;
+
+/// How many entries `recent` shows.
+const RECENT_ENTRIES: i64 = 10;
+
+/// Everything a request handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct CreditsService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Db,
+    settings: Settings,
+    verifier: Option<ClerkVerifier>,
+    admins: Admins,
+}
+
+/// Errors in the contract's vocabulary; the HTTP layer maps each to a status.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("insufficient credits: {required} required, {remaining} remaining")]
+    Insufficient { required: i64, remaining: i64 },
+    #[error("this Idempotency-Key was used with a different request")]
+    IdempotencyConflict,
+    /// Details go to the log, never to the client.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl From<sqlx::Error> for ServiceError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Internal(error.to_string())
+    }
+}
+
+impl From<LedgerError> for ServiceError {
+    fn from(error: LedgerError) -> Self {
+        match error {
+            LedgerError::NoAccount => Self::NotFound("no account for this user".into()),
+            LedgerError::Closed => Self::Forbidden("the account is closed".into()),
+            LedgerError::Insufficient {
+                required,
+                remaining,
+            } => Self::Insufficient {
+                required,
+                remaining,
+            },
+            LedgerError::Database(error) => error.into(),
+        }
+    }
+}
+
+impl From<AuthError> for ServiceError {
+    fn from(error: AuthError) -> Self {
+        Self::Unauthenticated(error.to_string())
+    }
+}
+
+/// A response that may be the stored answer to an earlier request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replayable<T> {
+    pub value: T,
+    pub replayed: bool,
+}
+
+impl CreditsService {
+    pub fn new(
+        db: Db,
+        settings: Settings,
+        verifier: Option<ClerkVerifier>,
+        admins: Admins,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                db,
+                settings,
+                verifier,
+                admins,
+            }),
+        }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// Verifies the caller's session token.
+    pub async fn authenticate(&self, headers: &http::HeaderMap) -> Result<Principal, ServiceError> {
+        let verifier = self
+            .inner
+            .verifier
+            .as_ref()
+            .ok_or(AuthError::NotConfigured)?;
+        let token = session_token(headers).ok_or(AuthError::Missing)?;
+        let claims = verifier.verify(&token).await?;
+        let is_admin = self.inner.admins.contains(&claims.sub);
+        Ok(Principal {
+            user_id: claims.sub,
+            email: claims.email,
+            name: claims.name,
+            is_admin,
+        })
+    }
+
+    /// `GET /api/credits`: the caller's figures, creating the account on first use.
+    pub async fn credits_view(&self, caller: &Principal) -> Result<CreditsView, ServiceError> {
+        let (account, _) = self.ensure_account(caller).await?;
+        let mut conn = self.inner.db.pool.acquire().await?;
+        self.view_of(&mut conn, account).await
+    }
+
+    /// `POST /api/credits`: one add, deduct or set, in one transaction with its idempotency key.
+    pub async fn change_credits(
+        &self,
+        caller: &Principal,
+        body: &Map<String, Value>,
+        idempotency_key: Option<&str>,
+    ) -> Result<Replayable<CreditsView>, ServiceError> {
+        let request = ChangeRequest::parse(body).map_err(ServiceError::Invalid)?;
+        let key = idempotency_key
+            .map(IdempotencyKey::parse)
+            .transpose()
+            .map_err(ServiceError::Invalid)?;
+        let target = request
+            .user_id
+            .clone()
+            .unwrap_or_else(|| caller.user_id.clone());
+        let needs_admin = request.action != Action::Deduct || target != caller.user_id;
+        if needs_admin && !caller.is_admin {
+            return Err(ServiceError::Forbidden(
+                "only admins may add or set credits, or change another user's account".into(),
+            ));
+        }
+        if target == caller.user_id {
+            self.ensure_account(caller).await?;
+        }
+        let actor = if caller.is_admin {
+            format!("admin:{}", caller.user_id)
+        } else {
+            caller.user_id.clone()
+        };
+        let hash = idempotency::request_hash(
+            "POST /api/credits",
+            &Value::Object(body.clone()).to_string(),
+        );
+
+        let mut tx = self.inner.db.pool.begin().await?;
+        if let Some(key) = &key {
+            match idempotency::claim(&mut tx, &caller.user_id, key, &hash).await? {
+                Claim::New => {}
+                Claim::Conflict => return Err(ServiceError::IdempotencyConflict),
+                Claim::Replay { body, .. } => {
+                    let value = serde_json::from_str(&body)
+                        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+                    return Ok(Replayable {
+                        value,
+                        replayed: true,
+                    });
+                }
+            }
+        }
+        let meta = EntryMeta {
+            reason: request.reason.as_deref(),
+            reference: None,
+            actor: &actor,
+        };
+        apply_change(&mut tx, &target, &request, &meta).await?;
+        let account = store::load(&mut tx, &target)
+            .await?
+            .ok_or(LedgerError::NoAccount)?;
+        let view = self.view_of(&mut tx, account).await?;
+        if let Some(key) = &key {
+            let body =
+                serde_json::to_string(&view).map_err(|e| ServiceError::Internal(e.to_string()))?;
+            idempotency::complete(&mut tx, &caller.user_id, key, 200, &body).await?;
+        }
+        tx.commit().await?;
+        tracing::info!(user_id = %target, actor = %actor, action = ?request.action,
+            amount = request.amount.get(), remaining = view.credits.remaining, "credits changed");
+        Ok(Replayable {
+            value: view,
+            replayed: false,
+        })
+    }
+
+    /// `GET /api/credits/history`: one page, newest first.
+    pub async fn history(
+        &self,
+        caller: &Principal,
+        limit: Option<i64>,
+        before: Option<i64>,
+    ) -> Result<HistoryPage, ServiceError> {
+        let (limit, before) = parse_page(limit, before).map_err(ServiceError::Invalid)?;
+        self.ensure_account(caller).await?;
+        let mut conn = self.inner.db.pool.acquire().await?;
+        let mut entries =
+            store::entries_before(&mut conn, &caller.user_id, before, limit + 1).await?;
+        let more = entries.len() as i64 > limit;
+        entries.truncate(limit as usize);
+        let next_before = if more {
+            entries.last().map(|entry| entry.id)
+        } else {
+            None
+        };
+        Ok(HistoryPage {
+            entries: entries.into_iter().map(entry_view).collect(),
+            next_before,
+        })
+    }
+
+    /// `GET /api/user/sync`.
+    pub async fn user(&self, caller: &Principal) -> Result<UserView, ServiceError> {
+        let (account, _) = self.ensure_account(caller).await?;
+        Ok(user_view(&account))
+    }
+
+    /// `POST /api/user/sync`: creates or updates the caller (initial grant exactly once).
+    pub async fn sync_user(&self, caller: &Principal) -> Result<SyncResponse, ServiceError> {
+        let (account, created) = self.ensure_account(caller).await?;
+        Ok(SyncResponse {
+            created,
+            user: user_view(&account),
+        })
+    }
+
+    /// `credits grant`: an operator's adjustment, creating the account if needed.
+    pub async fn grant(
+        &self,
+        user_id: &str,
+        amount: crate::Credits,
+        reason: &str,
+    ) -> Result<Figures, ServiceError> {
+        let principal = Principal {
+            user_id: user_id.into(),
+            email: None,
+            name: None,
+            is_admin: false,
+        };
+        self.ensure_account(&principal).await?;
+        let mut tx = self.inner.db.pool.begin().await?;
+        let meta = EntryMeta {
+            reason: Some(reason),
+            reference: None,
+            actor: "cli",
+        };
+        let figures = store::apply(
+            &mut tx,
+            user_id,
+            &Delta::adjust(amount.get()),
+            Guard::None,
+            &meta,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(figures)
+    }
+
+    /// `credits check` and `/api/admin/check`.
+    pub async fn check(&self) -> Result<CheckReport, ServiceError> {
+        Ok(check::run(&self.inner.db.pool).await?)
+    }
+
+    /// Reads the caller's account, creating it with the initial grant the first
+    /// time; returns whether this call created it.
+    async fn ensure_account(&self, caller: &Principal) -> Result<(Account, bool), ServiceError> {
+        let pool = &self.inner.db.pool;
+        let (email, name) = (caller.email.as_deref(), caller.name.as_deref());
+        let mut conn = pool.acquire().await?;
+        if let Some(account) = store::load(&mut conn, &caller.user_id).await? {
+            let stale = (email.is_some() && account.email.as_deref() != email)
+                || (name.is_some() && account.name.as_deref() != name);
+            if !stale {
+                return Ok((account, false));
+            }
+            store::update_profile(&mut conn, &caller.user_id, email, name).await?;
+        } else {
+            let mut tx = pool.begin().await?;
+            let initial = self.inner.settings.initial_credits;
+            let created =
+                store::create_if_missing(&mut tx, &caller.user_id, email, name, initial).await?;
+            tx.commit().await?;
+            if created {
+                tracing::info!(user_id = %caller.user_id, initial, "account created");
+                let account = store::load(&mut conn, &caller.user_id)
+                    .await?
+                    .ok_or(LedgerError::NoAccount)?;
+                return Ok((account, true));
+            }
+        }
+        let account = store::load(&mut conn, &caller.user_id)
+            .await?
+            .ok_or(LedgerError::NoAccount)?;
+        Ok((account, false))
+    }
+
+    async fn view_of(
+        &self,
+        conn: &mut AnyConnection,
+        account: Account,
+    ) -> Result<CreditsView, ServiceError> {
+        let recent = store::entries_before(conn, &account.user_id, None, RECENT_ENTRIES).await?;
+        let cost_per_video = self.inner.settings.cost_per_video;
+        Ok(CreditsView {
+            credits: account.figures.as_dto(),
+            held: account.figures.held,
+            cost_per_video,
+            can_generate_video: account.status == "active"
+                && account.figures.remaining >= cost_per_video,
+            recent: recent.into_iter().map(entry_view).collect(),
+            updated_at: rfc3339(account.updated_at_ms),
+            user_id: account.user_id,
+        })
+    }
+}
+
+/// The ledger write for one change request.
+async fn apply_change(
+    conn: &mut AnyConnection,
+    target: &str,
+    request: &ChangeRequest,
+    meta: &EntryMeta<'_>,
+) -> Result<(), LedgerError> {
+    let amount = request.amount.get();
+    match request.action {
+        Action::Deduct => {
+            store::apply(
+                conn,
+                target,
+                &Delta::spend(amount),
+                Guard::Covered(amount),
+                meta,
+            )
+            .await?;
+        }
+        Action::Add => {
+            store::apply(conn, target, &Delta::adjust(amount), Guard::None, meta).await?;
+        }
+        Action::Set => {
+            let account = store::lock(conn, target)
+                .await?
+                .ok_or(LedgerError::NoAccount)?;
+            if let Some(delta) = Delta::set_to(&account.figures, amount) {
+                store::apply(conn, target, &delta, Guard::None, meta).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn entry_view(entry: Entry) -> EntryView {
+    EntryView {
+        id: entry.id,
+        kind: entry.kind,
+        amount: entry.amount,
+        balance_after: entry.balance_after,
+        reason: entry.reason,
+        reference: entry.reference,
+        created_at: rfc3339(entry.created_at_ms),
+    }
+}
+
+fn user_view(account: &Account) -> UserView {
+    UserView {
+        user_id: account.user_id.clone(),
+        email: account.email.clone(),
+        name: account.name.clone(),
+        created_at: rfc3339(account.created_at_ms),
+        credits: account.figures.as_dto(),
+    }
+}

@@ -294,32 +294,39 @@ impl CreditsService {
     async fn ensure_account(&self, caller: &Principal) -> Result<(Account, bool), ServiceError> {
         let pool = &self.inner.db.pool;
         let (email, name) = (caller.email.as_deref(), caller.name.as_deref());
-        let mut conn = pool.acquire().await?;
-        if let Some(account) = store::load(&mut conn, &caller.user_id).await? {
-            let stale = (email.is_some() && account.email.as_deref() != email)
-                || (name.is_some() && account.name.as_deref() != name);
-            if !stale {
-                return Ok((account, false));
-            }
-            store::update_profile(&mut conn, &caller.user_id, email, name).await?;
-        } else {
-            let mut tx = pool.begin().await?;
-            let initial = self.inner.settings.initial_credits;
-            let created =
-                store::create_if_missing(&mut tx, &caller.user_id, email, name, initial).await?;
-            tx.commit().await?;
-            if created {
-                tracing::info!(user_id = %caller.user_id, initial, "account created");
+        // Each step holds at most one connection, so a burst of first requests
+        // cannot exhaust the pool waiting for second connections.
+        let existing = store::load(&mut *pool.acquire().await?, &caller.user_id).await?;
+        match existing {
+            Some(account) => {
+                let stale = (email.is_some() && account.email.as_deref() != email)
+                    || (name.is_some() && account.name.as_deref() != name);
+                if !stale {
+                    return Ok((account, false));
+                }
+                let mut conn = pool.acquire().await?;
+                store::update_profile(&mut conn, &caller.user_id, email, name).await?;
                 let account = store::load(&mut conn, &caller.user_id)
                     .await?
                     .ok_or(LedgerError::NoAccount)?;
-                return Ok((account, true));
+                Ok((account, false))
+            }
+            None => {
+                let mut tx = pool.begin().await?;
+                let initial = self.inner.settings.initial_credits;
+                let created =
+                    store::create_if_missing(&mut tx, &caller.user_id, email, name, initial)
+                        .await?;
+                let account = store::load(&mut tx, &caller.user_id)
+                    .await?
+                    .ok_or(LedgerError::NoAccount)?;
+                tx.commit().await?;
+                if created {
+                    tracing::info!(user_id = %caller.user_id, initial, "account created");
+                }
+                Ok((account, created))
             }
         }
-        let account = store::load(&mut conn, &caller.user_id)
-            .await?
-            .ok_or(LedgerError::NoAccount)?;
-        Ok((account, false))
     }
 
     async fn view_of(

@@ -1,0 +1,315 @@
+//! `GET/POST /api/credits`, history, and the plain routes' bounds.
+
+use crate::both;
+use crate::support::{figures, token, unique, Backend, TestApp, ADMIN};
+use futures::future::join_all;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+async fn a_new_user_sees_the_contract_shape_with_the_initial_grant(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let user = unique("user");
+    let view = app.credits(&user).await;
+    assert_eq!(view["userId"], user.as_str());
+    assert_eq!(figures(&view), (8, 8, 0, 0, 8));
+    assert_eq!(view["held"], 0);
+    assert_eq!(view["costPerVideo"], 10);
+    assert_eq!(
+        view["canGenerateVideo"], false,
+        "8 credits cannot pay for a 10-credit video"
+    );
+    assert!(view["updatedAt"].as_str().unwrap().ends_with('Z'));
+    let recent = view["recent"].as_array().unwrap();
+    assert_eq!(recent.len(), 1);
+    assert_eq!(recent[0]["kind"], "initial");
+    assert_eq!(recent[0]["amount"], 8);
+    assert_eq!(recent[0]["balanceAfter"], 8);
+    app.assert_consistent().await;
+}
+both!(a_new_user_sees_the_contract_shape_with_the_initial_grant);
+
+async fn the_initial_grant_happens_once_however_many_requests_race(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let user = unique("racer");
+    let bearer = token(&user);
+    let requests = (0..40).map(|i| {
+        let request = if i % 2 == 0 {
+            app.client.get(app.url("/api/credits"))
+        } else {
+            app.client.post(app.url("/api/user/sync"))
+        };
+        request.bearer_auth(&bearer).send()
+    });
+    let responses = join_all(requests).await;
+    let mut created = 0;
+    for response in responses {
+        let response = response.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.unwrap();
+        if body["created"] == true {
+            created += 1;
+        }
+    }
+    assert!(
+        created <= 1,
+        "{created} sync calls claim to have created the account"
+    );
+    assert_eq!(figures(&app.credits(&user).await), (8, 8, 0, 0, 8));
+    let initial_entries = app
+        .all_entries(&user)
+        .await
+        .iter()
+        .filter(|e| e["kind"] == "initial")
+        .count();
+    assert_eq!(initial_entries, 1);
+    app.assert_consistent().await;
+}
+both!(the_initial_grant_happens_once_however_many_requests_race);
+
+async fn concurrent_deducts_never_overspend(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let user = unique("spender");
+    app.set_balance(&user, 100).await;
+    let bearer = token(&user);
+    let body = json!({"action": "deduct", "amount": 10, "reason": "video"});
+    let requests = (0..50).map(|_| app.post_json("/api/credits", Some(&bearer), &body, None));
+    let statuses: Vec<StatusCode> = join_all(requests)
+        .await
+        .iter()
+        .map(|r| r.status())
+        .collect();
+    let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::PAYMENT_REQUIRED)
+        .count();
+    assert_eq!((ok, refused), (10, 40), "{statuses:?}");
+    let view = app.credits(&user).await;
+    assert_eq!(view["credits"]["remaining"], 0);
+    assert_eq!(view["credits"]["used"], 100);
+    let spends = app
+        .all_entries(&user)
+        .await
+        .iter()
+        .filter(|e| e["kind"] == "spend")
+        .count();
+    assert_eq!(spends, 10);
+    app.assert_consistent().await;
+}
+both!(concurrent_deducts_never_overspend);
+
+async fn a_deduct_beyond_the_balance_is_402_and_changes_nothing(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let user = unique("short");
+    let before = app.credits(&user).await;
+    let (status, body) = app
+        .change(&user, json!({"action": "deduct", "amount": 10}))
+        .await;
+    assert_eq!(status, StatusCode::PAYMENT_REQUIRED);
+    assert_eq!(body["error"]["code"], "insufficient_credits");
+    assert_eq!(body["error"]["required"], 10);
+    assert_eq!(body["error"]["remaining"], 8);
+    let after = app.credits(&user).await;
+    assert_eq!(figures(&after), figures(&before));
+    assert_eq!(app.all_entries(&user).await.len(), 1);
+    let (status, body) = app
+        .change(&user, json!({"action": "deduct", "amount": 8}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(figures(&body), (0, 8, 8, 0, 8));
+    assert_eq!(body["recent"][0]["kind"], "spend");
+    assert_eq!(body["recent"][0]["amount"], -8);
+    assert_eq!(body["recent"][0]["balanceAfter"], 0);
+}
+both!(a_deduct_beyond_the_balance_is_402_and_changes_nothing);
+
+async fn only_admins_add_set_or_touch_other_accounts(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (user, other) = (unique("user"), unique("other"));
+    app.credits(&user).await;
+    app.credits(&other).await;
+    for body in [
+        json!({"action": "add", "amount": 100}),
+        json!({"action": "set", "amount": 100}),
+        json!({"action": "deduct", "amount": 1, "userId": other}),
+        json!({"action": "add", "amount": 1, "userId": other}),
+    ] {
+        let (status, error) = app.change(&user, body.clone()).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert_eq!(error["error"]["code"], "forbidden");
+    }
+    assert_eq!(figures(&app.credits(&user).await), (8, 8, 0, 0, 8));
+    assert_eq!(figures(&app.credits(&other).await), (8, 8, 0, 0, 8));
+
+    let (status, view) = app
+        .change(
+            ADMIN,
+            json!({"action": "add", "amount": 100, "userId": user, "reason": "support"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(view["userId"], user.as_str());
+    assert_eq!(figures(&view), (108, 108, 0, 0, 8));
+    assert_eq!(view["recent"][0]["kind"], "adjust");
+    assert_eq!(view["recent"][0]["reason"], "support");
+    let (_, view) = app
+        .change(
+            ADMIN,
+            json!({"action": "set", "amount": 30, "userId": user}),
+        )
+        .await;
+    assert_eq!(figures(&view), (30, 30, 0, 0, 8));
+    assert_eq!(view["recent"][0]["kind"], "adjust");
+    assert_eq!(view["recent"][0]["amount"], -78);
+    let (_, view) = app
+        .change(
+            ADMIN,
+            json!({"action": "deduct", "amount": 5, "userId": user}),
+        )
+        .await;
+    assert_eq!(figures(&view), (25, 30, 5, 0, 8));
+    let (status, error) = app
+        .change(
+            ADMIN,
+            json!({"action": "add", "amount": 5, "userId": "nobody_here"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error["error"]["code"], "not_found");
+    app.assert_consistent().await;
+}
+both!(only_admins_add_set_or_touch_other_accounts);
+
+async fn bad_input_is_a_400_that_changes_nothing(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let bearer = token(ADMIN);
+    app.credits(ADMIN).await;
+    let bodies = [
+        json!({"action": "add", "amount": 0}),
+        json!({"action": "add", "amount": -5}),
+        json!({"action": "add", "amount": 1_000_000_000}),
+        json!({"action": "add", "amount": 2.5}),
+        json!({"action": "add", "amount": "10"}),
+        json!({"action": "add"}),
+        json!({"action": "grant", "amount": 1}),
+        json!({"amount": 1}),
+        json!({"action": "add", "amount": 1, "bonus": true}),
+        json!({"action": "add", "amount": 1, "reason": 7}),
+        json!({"action": "add", "amount": 1, "reason": "x".repeat(501)}),
+        json!({"action": "set", "amount": -1}),
+        json!([1, 2]),
+    ];
+    for body in &bodies {
+        let response = app
+            .post_json("/api/credits", Some(&bearer), body, None)
+            .await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"]["code"], "invalid_request", "{body}");
+        assert!(!error["error"]["message"].as_str().unwrap().is_empty());
+    }
+    let response = app
+        .client
+        .post(app.url("/api/credits"))
+        .bearer_auth(&bearer)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(figures(&app.credits(ADMIN).await), (8, 8, 0, 0, 8));
+    assert_eq!(app.all_entries(ADMIN).await.len(), 1);
+    let (status, view) = app
+        .change(ADMIN, json!({"action": "set", "amount": 0}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "set takes 0");
+    assert_eq!(view["credits"]["remaining"], 0);
+}
+both!(bad_input_is_a_400_that_changes_nothing);
+
+async fn history_pages_walk_every_entry_once_newest_first(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let user = unique("reader");
+    app.credits(&user).await;
+    for amount in 1..=24 {
+        let (status, _) = app
+            .change(
+                ADMIN,
+                json!({"action": "add", "amount": amount, "userId": user}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let bearer = token(&user);
+    let mut ids = Vec::new();
+    let mut sizes = Vec::new();
+    let mut path = "/api/credits/history?limit=10".to_string();
+    loop {
+        let page: Value = app.get(&path, Some(&bearer)).await.json().await.unwrap();
+        let entries = page["entries"].as_array().unwrap();
+        sizes.push(entries.len());
+        ids.extend(entries.iter().map(|e| e["id"].as_i64().unwrap()));
+        match page["nextBefore"].as_i64() {
+            Some(before) => path = format!("/api/credits/history?limit=10&before={before}"),
+            None => break,
+        }
+    }
+    assert_eq!(sizes, vec![10, 10, 5]);
+    assert!(
+        ids.windows(2).all(|pair| pair[0] > pair[1]),
+        "newest first, no repeats: {ids:?}"
+    );
+    let entries = app.all_entries(&user).await;
+    assert_eq!(entries.last().unwrap()["kind"], "initial");
+    assert_eq!(entries[0]["balanceAfter"], 8 + (1..=24).sum::<i64>());
+    for pair in entries.windows(2) {
+        let (newer, older) = (&pair[0], &pair[1]);
+        assert_eq!(
+            newer["balanceAfter"].as_i64().unwrap(),
+            older["balanceAfter"].as_i64().unwrap() + newer["amount"].as_i64().unwrap()
+        );
+    }
+    for bad in ["limit=0", "limit=101", "limit=abc", "before=0"] {
+        let response = app
+            .get(&format!("/api/credits/history?{bad}"), Some(&bearer))
+            .await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{bad}");
+    }
+}
+both!(history_pages_walk_every_entry_once_newest_first);
+
+async fn plain_routes_answer_in_the_contract_format(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let health = app.get("/healthz", None).await;
+    assert_eq!(health.status(), StatusCode::OK);
+    let missing = app.get("/api/no-such-route", None).await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        missing.json::<Value>().await.unwrap()["error"]["code"],
+        "not_found"
+    );
+    let huge = json!({"action": "deduct", "amount": 1, "reason": "x".repeat(70_000)});
+    let response = app
+        .post_json("/api/credits", Some(&token(ADMIN)), &huge, None)
+        .await;
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["error"]["code"],
+        "payload_too_large"
+    );
+    let page = app
+        .client
+        .get(app.url("/"))
+        .bearer_auth(token(ADMIN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("data-testid=\"credits-remaining\""),
+        "the home page shows the balance"
+    );
+}
+both!(plain_routes_answer_in_the_contract_format);

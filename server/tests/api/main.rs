@@ -1,0 +1,10 @@
+//! Behaviour tests of the HTTP API and the CLI; each runs on SQLite and PostgreSQL.
+
+mod support;
+
+mod auth;
+mod cli;
+mod credits;
+mod idempotency;
+mod ledger_model;
+mod user_sync;

@@ -34,6 +34,7 @@ impl Backend {
 pub struct Db {
     pub pool: AnyPool,
     pub backend: Backend,
+    url: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +74,7 @@ impl Db {
             Backend::Postgres => options,
         };
         let pool = options.connect(url).await?;
-        Ok(Self { pool, backend })
+        Ok(Self { pool, backend, url: url.to_string() })
     }
 
     /// Brings the schema up to date; safe to run on every start and concurrently.
@@ -87,6 +88,11 @@ impl Db {
             }
         }
         Ok(())
+    }
+
+    /// The `DATABASE_URL` this pool was opened with.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// `/healthz`: the database answers a trivial query.

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The second command: the whole test suite. PostgreSQL is required: a missing
+# server fails the run (CREDITS_TEST_POSTGRES_URL, default
+# postgres://postgres@127.0.0.1:5432/postgres).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export PATH="$HOME/.cargo/bin:$PWD/tools/node_modules/.bin:$PATH"
+export CREDITS_TEST_POSTGRES_URL="${CREDITS_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "PostgreSQL must answer at $CREDITS_TEST_POSTGRES_URL"
+if command -v psql >/dev/null; then
+  psql "$CREDITS_TEST_POSTGRES_URL" -qAtc 'select 1' >/dev/null || {
+    echo "PostgreSQL is required for the test suite and is not reachable" >&2; exit 1; }
+fi
+
+step "formatting and lints"
+cargo fmt --all -- --check
+cargo clippy -p credits -p credits-server --all-targets -- -D warnings
+cargo clippy -p credits-frontend --target wasm32-unknown-unknown -- -D warnings
+
+step "unit, property and behaviour tests (SQLite and PostgreSQL)"
+cargo test -p credits -p credits-server
+
+step "release build of the site (server + WASM) and a smoke test of it"
+LEPTOS_ENV=PROD cargo leptos build --release
+bash scripts/smoke.sh

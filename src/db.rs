@@ -74,7 +74,11 @@ impl Db {
             Backend::Postgres => options,
         };
         let pool = options.connect(url).await?;
-        Ok(Self { pool, backend, url: url.to_string() })
+        Ok(Self {
+            pool,
+            backend,
+            url: url.to_string(),
+        })
     }
 
     /// Brings the schema up to date; safe to run on every start and concurrently.

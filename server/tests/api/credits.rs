@@ -325,7 +325,11 @@ async fn two_server_processes_on_one_database_never_overspend(backend: Backend) 
         let app = if i % 2 == 0 { &first } else { &second };
         app.post_json("/api/credits", Some(&bearer), &body, None)
     });
-    let ok = join_all(requests).await.iter().filter(|r| r.status() == StatusCode::OK).count();
+    let ok = join_all(requests)
+        .await
+        .iter()
+        .filter(|r| r.status() == StatusCode::OK)
+        .count();
     assert_eq!(ok, 10);
     assert_eq!(figures(&second.credits(&user).await), (0, 100, 100, 0, 8));
     first.assert_consistent().await;
@@ -337,8 +341,16 @@ async fn sqlite_runs_in_wal_mode_with_full_sync() {
     use sqlx::Row;
     let app = TestApp::spawn(Backend::Sqlite).await;
     let pool = &app.service.db().pool;
-    let mode: String = sqlx::query("PRAGMA journal_mode").fetch_one(pool).await.unwrap().get(0);
+    let mode: String = sqlx::query("PRAGMA journal_mode")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(mode, "wal");
-    let sync: i64 = sqlx::query("PRAGMA synchronous").fetch_one(pool).await.unwrap().get(0);
+    let sync: i64 = sqlx::query("PRAGMA synchronous")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(sync, 2, "synchronous = FULL");
 }

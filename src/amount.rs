@@ -73,10 +73,7 @@ mod tests {
         assert!(Credits::parse_positive(0).is_err());
         assert!(Credits::parse_positive(-5).is_err());
         assert_eq!(Credits::parse_positive(1).unwrap().get(), 1);
-        assert_eq!(
-            Credits::parse_positive(999_999_999).unwrap().get(),
-            999_999_999
-        );
+        assert_eq!(Credits::parse_positive(999_999_999).unwrap().get(), 999_999_999);
         assert!(Credits::parse_positive(1_000_000_000).is_err());
     }
 
@@ -89,18 +86,9 @@ mod tests {
 
     #[test]
     fn json_fractions_and_strings_are_refused() {
-        assert_eq!(
-            Credits::from_json(&json!(1.5), false),
-            Err(AmountError::NotAnInteger)
-        );
-        assert_eq!(
-            Credits::from_json(&json!("10"), false),
-            Err(AmountError::NotAnInteger)
-        );
-        assert_eq!(
-            Credits::from_json(&json!(1e20), false),
-            Err(AmountError::NotAnInteger)
-        );
+        assert_eq!(Credits::from_json(&json!(1.5), false), Err(AmountError::NotAnInteger));
+        assert_eq!(Credits::from_json(&json!("10"), false), Err(AmountError::NotAnInteger));
+        assert_eq!(Credits::from_json(&json!(1e20), false), Err(AmountError::NotAnInteger));
         assert_eq!(Credits::from_json(&json!(10), false).unwrap().get(), 10);
     }
 }

@@ -61,9 +61,8 @@ impl Db {
         if backend == Backend::Sqlite && !Any::database_exists(url).await.unwrap_or(false) {
             Any::create_database(url).await?;
         }
-        let options = AnyPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(10));
+        let options =
+            AnyPoolOptions::new().max_connections(max_connections).acquire_timeout(Duration::from_secs(10));
         let options = match backend {
             Backend::Sqlite => options.after_connect(|conn, _meta| {
                 Box::pin(async move {
@@ -74,22 +73,14 @@ impl Db {
             Backend::Postgres => options,
         };
         let pool = options.connect(url).await?;
-        Ok(Self {
-            pool,
-            backend,
-            url: url.to_string(),
-        })
+        Ok(Self { pool, backend, url: url.to_string() })
     }
 
     /// Brings the schema up to date; safe to run on every start and concurrently.
     pub async fn migrate(&self) -> Result<(), DbError> {
         match self.backend {
             Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&self.pool).await?,
-            Backend::Postgres => {
-                sqlx::migrate!("migrations/postgres")
-                    .run(&self.pool)
-                    .await?
-            }
+            Backend::Postgres => sqlx::migrate!("migrations/postgres").run(&self.pool).await?,
         }
         Ok(())
     }

@@ -16,9 +16,7 @@ pub struct IdempotencyKey(String);
 impl IdempotencyKey {
     pub fn parse(raw: &str) -> Result<Self, String> {
         if raw.is_empty() || raw.len() > MAX_KEY_CHARS {
-            return Err(format!(
-                "Idempotency-Key must be 1 to {MAX_KEY_CHARS} characters"
-            ));
+            return Err(format!("Idempotency-Key must be 1 to {MAX_KEY_CHARS} characters"));
         }
         if !raw.bytes().all(|byte| byte.is_ascii_graphic()) {
             return Err("Idempotency-Key must be visible ASCII characters".into());
@@ -100,15 +98,13 @@ pub async fn complete(
     status: i64,
     body: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE idempotency_keys SET status = $1, response = $2 WHERE scope = $3 AND key = $4",
-    )
-    .bind(status)
-    .bind(body)
-    .bind(scope)
-    .bind(key.as_str())
-    .execute(&mut *conn)
-    .await?;
+    sqlx::query("UPDATE idempotency_keys SET status = $1, response = $2 WHERE scope = $3 AND key = $4")
+        .bind(status)
+        .bind(body)
+        .bind(scope)
+        .bind(key.as_str())
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
@@ -127,10 +123,7 @@ mod tests {
     #[test]
     fn the_hash_separates_routes_and_bodies() {
         assert_ne!(request_hash("a", "{}"), request_hash("b", "{}"));
-        assert_ne!(
-            request_hash("a", "{\"x\":1}"),
-            request_hash("a", "{\"x\":2}")
-        );
+        assert_ne!(request_hash("a", "{\"x\":1}"), request_hash("a", "{\"x\":2}"));
         assert_eq!(request_hash("a", "{}"), request_hash("a", "{}"));
     }
 }

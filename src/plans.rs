@@ -30,19 +30,15 @@ pub const DEFAULT_COST_PER_VIDEO: i64 = 10;
 
 /// The contract's three default plans.
 pub fn default_plans() -> Vec<Plan> {
-    [
-        ("starter", 990, 115),
-        ("standard", 3000, 355),
-        ("premium", 9900, 1450),
-    ]
-    .into_iter()
-    .map(|(name, price_cents, credits)| Plan {
-        name: name.to_string(),
-        price_cents,
-        credits,
-        creem_product_id: String::new(),
-    })
-    .collect()
+    [("starter", 990, 115), ("standard", 3000, 355), ("premium", 9900, 1450)]
+        .into_iter()
+        .map(|(name, price_cents, credits)| Plan {
+            name: name.to_string(),
+            price_cents,
+            credits,
+            creem_product_id: String::new(),
+        })
+        .collect()
 }
 
 impl Default for Settings {
@@ -79,10 +75,7 @@ impl Settings {
             if plan.price_cents < 0 {
                 return Err(format!("plans[{index}].price_cents must not be negative"));
             }
-            if self.plans[..index]
-                .iter()
-                .any(|other| other.name == plan.name)
-            {
+            if self.plans[..index].iter().any(|other| other.name == plan.name) {
                 return Err(format!("plans[{index}].name `{}` appears twice", plan.name));
             }
         }

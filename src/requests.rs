@@ -32,10 +32,7 @@ const CHANGE_FIELDS: [&str; 4] = ["action", "amount", "reason", "userId"];
 
 impl ChangeRequest {
     pub fn parse(body: &Map<String, Value>) -> Result<Self, String> {
-        if let Some(unknown) = body
-            .keys()
-            .find(|key| !CHANGE_FIELDS.contains(&key.as_str()))
-        {
+        if let Some(unknown) = body.keys().find(|key| !CHANGE_FIELDS.contains(&key.as_str())) {
             return Err(format!("unknown field `{unknown}`"));
         }
         let action = match body.get("action").and_then(Value::as_str) {
@@ -66,11 +63,7 @@ fn parse_user_id_field(body: &Map<String, Value>) -> Result<Option<String>, Stri
     }
 }
 
-fn optional_text(
-    body: &Map<String, Value>,
-    field: &str,
-    max_chars: usize,
-) -> Result<Option<String>, String> {
+fn optional_text(body: &Map<String, Value>, field: &str, max_chars: usize) -> Result<Option<String>, String> {
     match body.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(text)) if text.chars().count() <= max_chars => Ok(Some(text.clone())),
@@ -110,36 +103,18 @@ mod tests {
 
     #[test]
     fn bad_bodies_name_the_field() {
-        assert!(parse(json!({"action":"deduct","amount":1,"extra":1}))
-            .unwrap_err()
-            .contains("extra"));
-        assert!(parse(json!({"action":"steal","amount":1}))
-            .unwrap_err()
-            .contains("action"));
-        assert!(parse(json!({"action":"add"}))
-            .unwrap_err()
-            .contains("amount"));
-        assert!(parse(json!({"action":"add","amount":0}))
-            .unwrap_err()
-            .contains("amount"));
-        assert!(parse(json!({"action":"add","amount":2.5}))
-            .unwrap_err()
-            .contains("amount"));
-        assert!(parse(json!({"action":"add","amount":1,"userId":""}))
-            .unwrap_err()
-            .contains("userId"));
+        assert!(parse(json!({"action":"deduct","amount":1,"extra":1})).unwrap_err().contains("extra"));
+        assert!(parse(json!({"action":"steal","amount":1})).unwrap_err().contains("action"));
+        assert!(parse(json!({"action":"add"})).unwrap_err().contains("amount"));
+        assert!(parse(json!({"action":"add","amount":0})).unwrap_err().contains("amount"));
+        assert!(parse(json!({"action":"add","amount":2.5})).unwrap_err().contains("amount"));
+        assert!(parse(json!({"action":"add","amount":1,"userId":""})).unwrap_err().contains("userId"));
         assert!(parse(json!({"action":"add","amount":1,"reason":"x".repeat(501)})).is_err());
     }
 
     #[test]
     fn set_accepts_zero() {
-        assert_eq!(
-            parse(json!({"action":"set","amount":0}))
-                .unwrap()
-                .amount
-                .get(),
-            0
-        );
+        assert_eq!(parse(json!({"action":"set","amount":0})).unwrap().amount.get(), 0);
     }
 
     #[test]

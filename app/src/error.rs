@@ -43,6 +43,7 @@ impl ApiError {
             "idempotency_conflict" | "hold_resolved" => 409,
             "payload_too_large" => 413,
             "rate_limited" => 429,
+            "upstream_error" => 502,
             "network_error" => 503,
             _ => 500,
         }
@@ -62,14 +63,12 @@ impl FromServerFnError for ApiError {
 
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
         let error = match value {
-            ServerFnErrorErr::Args(message) | ServerFnErrorErr::MissingArg(message) => Self::new(
-                "invalid_request",
-                format!("the request body or query is malformed: {message}"),
-            ),
-            ServerFnErrorErr::Deserialization(message) if cfg!(feature = "ssr") => Self::new(
-                "invalid_request",
-                format!("the request body is not valid JSON: {message}"),
-            ),
+            ServerFnErrorErr::Args(message) | ServerFnErrorErr::MissingArg(message) => {
+                Self::new("invalid_request", format!("the request body or query is malformed: {message}"))
+            }
+            ServerFnErrorErr::Deserialization(message) if cfg!(feature = "ssr") => {
+                Self::new("invalid_request", format!("the request body is not valid JSON: {message}"))
+            }
             ServerFnErrorErr::Request(message) => Self::new("network_error", message),
             other => Self::new("internal", other.to_string()),
         };
@@ -89,10 +88,8 @@ impl From<credits::service::ServiceError> for ApiError {
             E::Invalid(message) => Self::new("invalid_request", message),
             E::NotFound(message) => Self::new("not_found", message),
             E::IdempotencyConflict => Self::new("idempotency_conflict", error.to_string()),
-            E::Insufficient {
-                required,
-                remaining,
-            } => {
+            E::Upstream(message) => Self::new("upstream_error", message),
+            E::Insufficient { required, remaining } => {
                 let mut api = Self::new(
                     "insufficient_credits",
                     format!("{required} credits required, {remaining} remaining"),
@@ -103,10 +100,7 @@ impl From<credits::service::ServiceError> for ApiError {
             }
             E::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
-                Self::new(
-                    "internal",
-                    "something went wrong on our side; nothing was changed",
-                )
+                Self::new("internal", "something went wrong on our side; nothing was changed")
             }
         }
     }

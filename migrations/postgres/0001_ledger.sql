@@ -15,7 +15,7 @@ CREATE TABLE accounts (
     held        BIGINT NOT NULL DEFAULT 0 CHECK (held >= 0),
     used        BIGINT NOT NULL DEFAULT 0 CHECK (used >= 0),
     initial     BIGINT NOT NULL DEFAULT 0 CHECK (initial >= 0),
-    bonus       BIGINT NOT NULL DEFAULT 0,
+    bonus       BIGINT NOT NULL DEFAULT 0 CHECK (bonus >= 0),
     adjustments BIGINT NOT NULL DEFAULT 0,
     total       BIGINT NOT NULL,
     created_at  BIGINT NOT NULL,

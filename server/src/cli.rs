@@ -5,11 +5,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "credits",
-    version,
-    about = "A payments-grade credits ledger for SaaS apps"
-)]
+#[command(name = "credits", version, about = "A payments-grade credits ledger for SaaS apps")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -55,9 +51,7 @@ async fn execute(cli: Cli) -> Result<ExitCode, String> {
     if let Command::Serve { addr: Some(addr) } = &command {
         config.addr = parse_addr(addr, "--addr").map_err(|e| e.to_string())?;
     }
-    let db = crate::open_database(&config)
-        .await
-        .map_err(|e| format!("DATABASE_URL: {e}"))?;
+    let db = crate::open_database(&config).await.map_err(|e| format!("DATABASE_URL: {e}"))?;
     let service = crate::build_service(&config, db).map_err(|e: ConfigError| e.to_string())?;
     match command {
         Command::Serve { .. } => {
@@ -65,9 +59,7 @@ async fn execute(cli: Cli) -> Result<ExitCode, String> {
                 .await
                 .map_err(|e| format!("CREDITS_ADDR: cannot listen on {}: {e}", config.addr))?;
             tracing::info!(addr = %config.addr, "credits is serving");
-            crate::serve(listener, crate::router(&config, service))
-                .await
-                .map_err(|e| e.to_string())?;
+            crate::serve(listener, crate::router(&config, service)).await.map_err(|e| e.to_string())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate => {
@@ -76,35 +68,18 @@ async fn execute(cli: Cli) -> Result<ExitCode, String> {
         }
         Command::Check => {
             let report = service.check().await.map_err(|e| e.to_string())?;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
-            );
-            Ok(if report.ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+            Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
-        Command::Grant {
-            user,
-            amount,
-            reason,
-        } => {
-            let amount =
-                credits::Credits::parse_positive(amount).map_err(|e| format!("--amount: {e}"))?;
+        Command::Grant { user, amount, reason } => {
+            let amount = credits::Credits::parse_positive(amount).map_err(|e| format!("--amount: {e}"))?;
             if user.is_empty() || user.len() > credits::requests::MAX_USER_ID_BYTES {
                 return Err("--user must be 1 to 255 bytes".into());
             }
-            if reason.trim().is_empty()
-                || reason.chars().count() > credits::requests::MAX_REASON_CHARS
-            {
+            if reason.trim().is_empty() || reason.chars().count() > credits::requests::MAX_REASON_CHARS {
                 return Err("--reason must be 1 to 500 characters".into());
             }
-            let figures = service
-                .grant(&user, amount, &reason)
-                .await
-                .map_err(|e| e.to_string())?;
+            let figures = service.grant(&user, amount, &reason).await.map_err(|e| e.to_string())?;
             println!(
                 "{}",
                 serde_json::json!({"userId": user, "credits": figures.as_dto(), "held": figures.held})

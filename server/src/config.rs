@@ -45,9 +45,22 @@ impl ClerkConfig {
     }
 }
 
+/// Creem settings: secrets from the environment, the rest from the config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreemConfig {
+    pub webhook_secret: Option<String>,
+    pub api_key: Option<String>,
+    pub api_base: String,
+    pub timeout_ms: u64,
+    pub success_url: String,
+}
+
 /// Everything the server reads at start.
 #[derive(Debug, Clone)]
 pub struct Config {
+    pub creem: CreemConfig,
+    /// Decoded `CLERK_WEBHOOK_SECRET`.
+    pub clerk_webhook_key: Option<Vec<u8>>,
     pub addr: SocketAddr,
     pub database_url: String,
     pub site_root: String,
@@ -63,7 +76,29 @@ struct FileConfig {
     initial_credits: Option<i64>,
     cost_per_video: Option<i64>,
     plans: Option<Vec<FilePlan>>,
+    creem: Option<FileCreem>,
 }
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileCreem {
+    /// Time-out for calls to the Creem API.
+    request_timeout_ms: Option<u64>,
+    /// Where Creem sends the buyer after paying (default: `<public url>/?checkout=success`).
+    success_url: Option<String>,
+}
+
+/// The parsed config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSettings {
+    pub settings: Settings,
+    pub creem_timeout_ms: u64,
+    pub creem_success_url: Option<String>,
+}
+
+/// Bounds on the Creem time-out.
+const CREEM_TIMEOUT_MS: std::ops::RangeInclusive<u64> = 100..=60_000;
+const DEFAULT_CREEM_TIMEOUT_MS: u64 = 10_000;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -86,21 +121,40 @@ impl Config {
         let addr = parse_addr(&addr_text, "CREDITS_ADDR")?;
         let database_url = lookup("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
         Backend::from_url(&database_url).map_err(ConfigError)?;
-        let settings = load_settings(lookup("CREDITS_CONFIG"))?;
+        let file = load_settings(lookup("CREDITS_CONFIG"))?;
+        let public_url = lookup("CREDITS_PUBLIC_URL").unwrap_or_else(|| format!("http://{addr}"));
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            return Err(ConfigError("CREDITS_PUBLIC_URL must be an http(s) URL".into()));
+        }
+        let creem = CreemConfig {
+            webhook_secret: lookup("CREEM_WEBHOOK_SECRET"),
+            api_key: lookup("CREEM_API_KEY"),
+            api_base: lookup("CREEM_API_BASE")
+                .unwrap_or_else(|| credits::payments::creem_api::DEFAULT_API_BASE.into()),
+            timeout_ms: file.creem_timeout_ms,
+            success_url: file
+                .creem_success_url
+                .clone()
+                .unwrap_or_else(|| format!("{}/?checkout=success", public_url.trim_end_matches('/'))),
+        };
+        creem_api(&creem)?;
+        let clerk_webhook_key = lookup("CLERK_WEBHOOK_SECRET")
+            .map(|secret| credits::webhooks::clerk::secret_key(&secret))
+            .transpose()
+            .map_err(|why| ConfigError(format!("CLERK_WEBHOOK_SECRET {why}")))?;
+        let settings = file.settings;
         let clerk = ClerkConfig {
             jwt_key_pem: lookup("CLERK_JWT_KEY"),
             jwks_url: lookup("CLERK_JWKS_URL"),
             issuer: lookup("CLERK_ISSUER"),
             authorized_parties: lookup("CLERK_AUTHORIZED_PARTIES").map(|raw| {
-                raw.split(',')
-                    .map(str::trim)
-                    .filter(|p| !p.is_empty())
-                    .map(String::from)
-                    .collect()
+                raw.split(',').map(str::trim).filter(|p| !p.is_empty()).map(String::from).collect()
             }),
         };
         clerk.verifier()?;
         Ok(Self {
+            creem,
+            clerk_webhook_key,
             addr,
             database_url,
             site_root: lookup("LEPTOS_SITE_ROOT").unwrap_or_else(|| DEFAULT_SITE_ROOT.into()),
@@ -112,63 +166,60 @@ impl Config {
 }
 
 pub fn parse_addr(text: &str, setting: &str) -> Result<SocketAddr, ConfigError> {
-    text.parse().map_err(|_| {
-        ConfigError(format!(
-            "{setting} must be HOST:PORT, e.g. {DEFAULT_ADDR} (got `{text}`)"
-        ))
-    })
+    text.parse()
+        .map_err(|_| ConfigError(format!("{setting} must be HOST:PORT, e.g. {DEFAULT_ADDR} (got `{text}`)")))
+}
+
+/// The Creem API client the configuration describes.
+pub fn creem_api(creem: &CreemConfig) -> Result<credits::payments::creem_api::CreemApi, ConfigError> {
+    let timeout = std::time::Duration::from_millis(creem.timeout_ms);
+    credits::payments::creem_api::CreemApi::new(&creem.api_base, creem.api_key.clone(), timeout)
+        .map_err(ConfigError)
 }
 
 /// Settings from `CREDITS_CONFIG` (which must exist), else `credits.toml` if present.
-fn load_settings(config_path: Option<String>) -> Result<Settings, ConfigError> {
+fn load_settings(config_path: Option<String>) -> Result<FileSettings, ConfigError> {
     let (path, required) = match config_path {
         Some(path) => (path, true),
         None => ("credits.toml".to_string(), false),
     };
     if !required && !Path::new(&path).exists() {
-        return Ok(Settings::default());
+        return parse_settings("").map_err(ConfigError);
     }
     let text = std::fs::read_to_string(&path)
         .map_err(|error| ConfigError(format!("CREDITS_CONFIG: cannot read {path}: {error}")))?;
-    parse_settings(&text)
-        .map_err(|message| ConfigError(format!("CREDITS_CONFIG ({path}): {message}")))
+    parse_settings(&text).map_err(|message| ConfigError(format!("CREDITS_CONFIG ({path}): {message}")))
 }
 
 /// Parses a config file over the built-in defaults.
-pub fn parse_settings(text: &str) -> Result<Settings, String> {
+pub fn parse_settings(text: &str) -> Result<FileSettings, String> {
     let file: FileConfig = toml::from_str(text).map_err(|error| error.to_string())?;
+    let creem = file.creem.unwrap_or_default();
+    let creem_timeout_ms = creem.request_timeout_ms.unwrap_or(DEFAULT_CREEM_TIMEOUT_MS);
+    if !CREEM_TIMEOUT_MS.contains(&creem_timeout_ms) {
+        return Err(format!(
+            "creem.request_timeout_ms must be {} to {}",
+            CREEM_TIMEOUT_MS.start(),
+            CREEM_TIMEOUT_MS.end()
+        ));
+    }
+    if creem.success_url.as_ref().is_some_and(|url| !url.starts_with("http")) {
+        return Err("creem.success_url must be an http(s) URL".into());
+    }
     let mut settings = Settings::default();
     settings.initial_credits = file.initial_credits.unwrap_or(settings.initial_credits);
     settings.cost_per_video = file.cost_per_video.unwrap_or(settings.cost_per_video);
     for (index, plan) in file.plans.unwrap_or_default().into_iter().enumerate() {
-        let position = settings
-            .plans
-            .iter()
-            .position(|known| known.name == plan.name);
+        let position = settings.plans.iter().position(|known| known.name == plan.name);
         let base = position.map(|at| settings.plans[at].clone());
         let merged = Plan {
-            price_cents: plan
-                .price_cents
-                .or(base.as_ref().map(|b| b.price_cents))
-                .ok_or_else(|| {
-                    format!(
-                        "plans[{index}].price_cents is required for the new plan `{}`",
-                        plan.name
-                    )
-                })?,
-            credits: plan
-                .credits
-                .or(base.as_ref().map(|b| b.credits))
-                .ok_or_else(|| {
-                    format!(
-                        "plans[{index}].credits is required for the new plan `{}`",
-                        plan.name
-                    )
-                })?,
-            creem_product_id: plan
-                .creem_product_id
-                .or(base.map(|b| b.creem_product_id))
-                .unwrap_or_default(),
+            price_cents: plan.price_cents.or(base.as_ref().map(|b| b.price_cents)).ok_or_else(|| {
+                format!("plans[{index}].price_cents is required for the new plan `{}`", plan.name)
+            })?,
+            credits: plan.credits.or(base.as_ref().map(|b| b.credits)).ok_or_else(|| {
+                format!("plans[{index}].credits is required for the new plan `{}`", plan.name)
+            })?,
+            creem_product_id: plan.creem_product_id.or(base.map(|b| b.creem_product_id)).unwrap_or_default(),
             name: plan.name,
         };
         match position {
@@ -177,7 +228,7 @@ pub fn parse_settings(text: &str) -> Result<Settings, String> {
         }
     }
     settings.validate()?;
-    Ok(settings)
+    Ok(FileSettings { settings, creem_timeout_ms, creem_success_url: creem.success_url })
 }
 
 #[cfg(test)]
@@ -186,10 +237,8 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let vars: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let vars: HashMap<String, String> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::from_lookup(|name| vars.get(name).cloned())
     }
 
@@ -203,21 +252,13 @@ mod tests {
 
     #[test]
     fn bad_settings_are_named() {
-        let error = config(&[("CREDITS_ADDR", "nowhere")])
-            .unwrap_err()
-            .to_string();
+        let error = config(&[("CREDITS_ADDR", "nowhere")]).unwrap_err().to_string();
         assert!(error.contains("CREDITS_ADDR"), "{error}");
-        let error = config(&[("DATABASE_URL", "mysql://x")])
-            .unwrap_err()
-            .to_string();
+        let error = config(&[("DATABASE_URL", "mysql://x")]).unwrap_err().to_string();
         assert!(error.contains("DATABASE_URL"), "{error}");
-        let error = config(&[("CLERK_JWT_KEY", "not a key")])
-            .unwrap_err()
-            .to_string();
+        let error = config(&[("CLERK_JWT_KEY", "not a key")]).unwrap_err().to_string();
         assert!(error.contains("CLERK_JWT_KEY"), "{error}");
-        let error = config(&[("CREDITS_CONFIG", "/nonexistent.toml")])
-            .unwrap_err()
-            .to_string();
+        let error = config(&[("CREDITS_CONFIG", "/nonexistent.toml")]).unwrap_err().to_string();
         assert!(error.contains("CREDITS_CONFIG"), "{error}");
     }
 
@@ -226,22 +267,14 @@ mod tests {
         let settings = parse_settings(
             "initial_credits = 5\n[[plans]]\nname = \"starter\"\ncreem_product_id = \"prod_1\"\n",
         )
-        .unwrap();
+        .unwrap()
+        .settings;
         assert_eq!(settings.initial_credits, 5);
         assert_eq!(settings.cost_per_video, 10);
         let starter = settings.plan("starter").unwrap();
-        assert_eq!(
-            (starter.credits, starter.creem_product_id.as_str()),
-            (115, "prod_1")
-        );
-        assert!(parse_settings("initial_credit = 5")
-            .unwrap_err()
-            .contains("initial_credit"));
-        assert!(parse_settings("[[plans]]\nname = \"gold\"\n")
-            .unwrap_err()
-            .contains("price_cents"));
-        assert!(parse_settings("cost_per_video = 0")
-            .unwrap_err()
-            .contains("cost_per_video"));
+        assert_eq!((starter.credits, starter.creem_product_id.as_str()), (115, "prod_1"));
+        assert!(parse_settings("initial_credit = 5").unwrap_err().contains("initial_credit"));
+        assert!(parse_settings("[[plans]]\nname = \"gold\"\n").unwrap_err().contains("price_cents"));
+        assert!(parse_settings("cost_per_video = 0").unwrap_err().contains("cost_per_video"));
     }
 }

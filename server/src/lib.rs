@@ -10,7 +10,7 @@ pub mod routes;
 use axum::Router;
 use config::Config;
 use credits::db::Db;
-use credits::service::CreditsService;
+use credits::service::{CreditsService, CreemOptions, ServiceOptions};
 use credits_app::{shell, App};
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
@@ -29,13 +29,18 @@ pub async fn open_database(config: &Config) -> Result<Db, credits::db::DbError> 
 
 /// The service every handler shares.
 pub fn build_service(config: &Config, db: Db) -> Result<CreditsService, config::ConfigError> {
-    let verifier = config.clerk.verifier()?;
-    Ok(CreditsService::new(
-        db,
-        config.settings.clone(),
-        verifier,
-        config.admins.clone(),
-    ))
+    let options = ServiceOptions {
+        settings: config.settings.clone(),
+        verifier: config.clerk.verifier()?,
+        admins: config.admins.clone(),
+        creem: CreemOptions {
+            webhook_secret: config.creem.webhook_secret.clone(),
+            api: config::creem_api(&config.creem)?,
+            success_url: config.creem.success_url.clone(),
+        },
+        clerk_webhook_key: config.clerk_webhook_key.clone(),
+    };
+    Ok(CreditsService::new(db, options))
 }
 
 /// The whole HTTP surface: server functions, pages, static files and plain routes.
@@ -54,10 +59,9 @@ pub fn router(config: &Config, service: CreditsService) -> Router {
     let page_options = options.clone();
     Router::new()
         .merge(routes::health::router(service.clone()))
+        .merge(routes::webhooks::router(service.clone()))
         .merge(routes::server_fns::router(context.clone()))
-        .leptos_routes_with_context(&options, routes, context, move || {
-            shell(page_options.clone())
-        })
+        .leptos_routes_with_context(&options, routes, context, move || shell(page_options.clone()))
         .fallback(leptos_axum::file_and_error_handler(shell))
         .with_state(options)
         .layer(axum::middleware::from_fn(routes::limits::limit_body))
@@ -66,18 +70,14 @@ pub fn router(config: &Config, service: CreditsService) -> Router {
 
 /// Serves on `listener` until the process is told to stop.
 pub async fn serve(listener: TcpListener, app: Router) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await
 }
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     let terminate = async {
-        if let Ok(mut signal) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
+        if let Ok(mut signal) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             signal.recv().await;
         }
     };

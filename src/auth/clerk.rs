@@ -21,11 +21,7 @@ const MAX_TOKEN_BYTES: usize = 8 * 1024;
 /// Where the verifying keys come from.
 pub enum KeySource {
     Pem(Box<DecodingKey>),
-    Jwks {
-        url: String,
-        client: reqwest::Client,
-        cache: RwLock<JwksCache>,
-    },
+    Jwks { url: String, client: reqwest::Client, cache: RwLock<JwksCache> },
 }
 
 #[derive(Default)]
@@ -69,11 +65,7 @@ impl ClerkVerifier {
     pub fn from_pem(pem: &str) -> Result<Self, String> {
         let key = DecodingKey::from_rsa_pem(pem.replace("\\n", "\n").as_bytes())
             .map_err(|error| format!("CLERK_JWT_KEY is not an RSA public key in PEM: {error}"))?;
-        Ok(Self {
-            keys: KeySource::Pem(Box::new(key)),
-            issuer: None,
-            authorized_parties: None,
-        })
+        Ok(Self { keys: KeySource::Pem(Box::new(key)), issuer: None, authorized_parties: None })
     }
 
     /// From `CLERK_JWKS_URL`; keys are fetched on first use and cached.
@@ -87,11 +79,7 @@ impl ClerkVerifier {
             .map_err(|error| format!("CLERK_JWKS_URL: {error}"))?;
         let cache = RwLock::new(JwksCache::default());
         Ok(Self {
-            keys: KeySource::Jwks {
-                url: url.to_string(),
-                client,
-                cache,
-            },
+            keys: KeySource::Jwks { url: url.to_string(), client, cache },
             issuer: None,
             authorized_parties: None,
         })
@@ -134,17 +122,12 @@ impl ClerkVerifier {
             .claims;
         let now = jsonwebtoken::get_current_timestamp();
         match claims.iat {
-            Some(iat) if iat > now + SKEW_SECONDS => {
-                return Err(invalid("token issued in the future"))
-            }
+            Some(iat) if iat > now + SKEW_SECONDS => return Err(invalid("token issued in the future")),
             None => return Err(invalid("token has no iat")),
             _ => {}
         }
         if let Some(parties) = &self.authorized_parties {
-            let azp = claims
-                .azp
-                .as_deref()
-                .ok_or_else(|| invalid("token has no azp"))?;
+            let azp = claims.azp.as_deref().ok_or_else(|| invalid("token has no azp"))?;
             if !parties.iter().any(|party| party == azp) {
                 return Err(invalid("token azp is not an authorized party"));
             }
@@ -169,9 +152,7 @@ impl ClerkVerifier {
             }
         }
         let mut cached = cache.write().await;
-        let recently = cached
-            .fetched_at
-            .is_some_and(|at| at.elapsed() < JWKS_REFETCH_MIN);
+        let recently = cached.fetched_at.is_some_and(|at| at.elapsed() < JWKS_REFETCH_MIN);
         let stale = cached.fetched_at.is_none_or(|at| at.elapsed() >= JWKS_TTL);
         if stale || (!cached.keys.contains_key(kid) && !recently) {
             match fetch_jwks(client, url).await {
@@ -182,23 +163,12 @@ impl ClerkVerifier {
                 Err(error) => tracing::warn!(%error, "could not fetch CLERK_JWKS_URL"),
             }
         }
-        cached
-            .keys
-            .get(kid)
-            .cloned()
-            .ok_or_else(|| AuthError::Invalid("unknown signing key".into()))
+        cached.keys.get(kid).cloned().ok_or_else(|| AuthError::Invalid("unknown signing key".into()))
     }
 }
 
-async fn fetch_jwks(
-    client: &reqwest::Client,
-    url: &str,
-) -> Result<HashMap<String, DecodingKey>, String> {
-    let response = client
-        .get(url)
-        .send()
-        .await
-        .map_err(|error| error.to_string())?;
+async fn fetch_jwks(client: &reqwest::Client, url: &str) -> Result<HashMap<String, DecodingKey>, String> {
+    let response = client.get(url).send().await.map_err(|error| error.to_string())?;
     if !response.status().is_success() {
         return Err(format!("status {}", response.status()));
     }
@@ -208,8 +178,7 @@ async fn fetch_jwks(
         .into_iter()
         .filter(|jwk| jwk.kty == "RSA")
         .filter_map(|jwk| {
-            let key =
-                DecodingKey::from_rsa_components(jwk.n.as_deref()?, jwk.e.as_deref()?).ok()?;
+            let key = DecodingKey::from_rsa_components(jwk.n.as_deref()?, jwk.e.as_deref()?).ok()?;
             Some((jwk.kid?, key))
         })
         .collect())

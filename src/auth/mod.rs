@@ -30,13 +30,7 @@ pub struct Admins(HashSet<String>);
 impl Admins {
     /// Parses the comma-separated list; blanks around ids are ignored.
     pub fn parse(raw: &str) -> Self {
-        Self(
-            raw.split(',')
-                .map(str::trim)
-                .filter(|id| !id.is_empty())
-                .map(String::from)
-                .collect(),
-        )
+        Self(raw.split(',').map(str::trim).filter(|id| !id.is_empty()).map(String::from).collect())
     }
 
     pub fn contains(&self, user_id: &str) -> bool {
@@ -74,15 +68,9 @@ mod tests {
     #[test]
     fn bearer_wins_over_the_cookie() {
         let mut headers = HeaderMap::new();
-        headers.insert(
-            "cookie",
-            HeaderValue::from_static("a=1; __session=cookie-token"),
-        );
+        headers.insert("cookie", HeaderValue::from_static("a=1; __session=cookie-token"));
         assert_eq!(session_token(&headers).as_deref(), Some("cookie-token"));
-        headers.insert(
-            "authorization",
-            HeaderValue::from_static("Bearer header-token"),
-        );
+        headers.insert("authorization", HeaderValue::from_static("Bearer header-token"));
         assert_eq!(session_token(&headers).as_deref(), Some("header-token"));
     }
 

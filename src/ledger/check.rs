@@ -91,9 +91,7 @@ pub async fn run(pool: &AnyPool) -> Result<CheckReport, sqlx::Error> {
         }
         let last_balance: Option<i64> = row.try_get("last_balance")?;
         if last_balance.unwrap_or(0) != account.remaining {
-            discrepancies.push(report(
-                "remaining differs from the last entry's balanceAfter",
-            ));
+            discrepancies.push(report("remaining differs from the last entry's balanceAfter"));
         }
     }
     for row in sqlx::query(CHAIN_SQL).fetch_all(pool).await? {

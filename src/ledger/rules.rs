@@ -94,37 +94,34 @@ pub enum RuleError {
 
 impl Delta {
     fn of(kind: EntryKind) -> Self {
-        Self {
-            kind: Some(kind),
-            ..Self::default()
-        }
+        Self { kind: Some(kind), ..Self::default() }
     }
 
     /// The once-per-user sign-up grant.
     pub fn initial(amount: i64) -> Self {
-        Self {
-            remaining: amount,
-            initial: amount,
-            ..Self::of(EntryKind::Initial)
-        }
+        Self { remaining: amount, initial: amount, ..Self::of(EntryKind::Initial) }
     }
 
     /// A spend for good (`deduct`).
     pub fn spend(amount: i64) -> Self {
-        Self {
-            remaining: -amount,
-            used: amount,
-            ..Self::of(EntryKind::Spend)
-        }
+        Self { remaining: -amount, used: amount, ..Self::of(EntryKind::Spend) }
     }
 
     /// An admin adjustment by a signed amount (`add`, `set`, `credits grant`).
     pub fn adjust(signed_amount: i64) -> Self {
-        Self {
-            remaining: signed_amount,
-            adjustments: signed_amount,
-            ..Self::of(EntryKind::Adjust)
-        }
+        Self { remaining: signed_amount, adjustments: signed_amount, ..Self::of(EntryKind::Adjust) }
+    }
+
+    /// Credits bought (a Creem payment).
+    pub fn purchase(amount: i64) -> Self {
+        Self { remaining: amount, bonus: amount, ..Self::of(EntryKind::Purchase) }
+    }
+
+    /// Credits of a purchase taken back: `Refund` for a refund, `Clawback` for a
+    /// dispute. May take `remaining` below zero (a debt).
+    pub fn reversal(kind: EntryKind, amount: i64) -> Self {
+        debug_assert!(matches!(kind, EntryKind::Refund | EntryKind::Clawback));
+        Self { remaining: -amount, bonus: -amount, ..Self::of(kind) }
     }
 
     /// The adjustment that moves `remaining` to `target`; `None` when it already is.
@@ -146,10 +143,7 @@ impl Figures {
         if delta.kind == Some(EntryKind::Spend) || delta.kind == Some(EntryKind::Hold) {
             let required = -delta.remaining;
             if self.remaining < required {
-                return Err(RuleError::Insufficient {
-                    required,
-                    remaining: self.remaining,
-                });
+                return Err(RuleError::Insufficient { required, remaining: self.remaining });
             }
         }
         Ok(self.apply_unchecked(delta))
@@ -209,10 +203,7 @@ mod tests {
         let start = Figures::default().apply(&Delta::initial(8)).unwrap();
         assert_eq!(
             start.apply(&Delta::spend(10)),
-            Err(RuleError::Insufficient {
-                required: 10,
-                remaining: 8
-            })
+            Err(RuleError::Insufficient { required: 10, remaining: 8 })
         );
         assert_eq!(start.apply(&Delta::spend(8)).unwrap().remaining, 0);
     }
@@ -229,6 +220,8 @@ mod tests {
             (0i64..1000).prop_map(Delta::initial),
             (1i64..1000).prop_map(Delta::spend),
             (-1000i64..1000).prop_map(Delta::adjust),
+            (1i64..1000).prop_map(Delta::purchase),
+            (1i64..1000).prop_map(|n| Delta::reversal(EntryKind::Refund, n)),
         ]
     }
 

@@ -53,6 +53,13 @@ pub struct EntryMeta<'a> {
     pub actor: &'a str,
 }
 
+/// What applying an entry produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    pub figures: Figures,
+    pub entry_id: i64,
+}
+
 /// Whether an entry needs `remaining` to cover it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Guard {
@@ -88,23 +95,14 @@ fn account_from_row(row: &sqlx::any::AnyRow) -> Result<Account, sqlx::Error> {
 /// Reads one account without locking it.
 pub async fn load(conn: &mut AnyConnection, user_id: &str) -> Result<Option<Account>, sqlx::Error> {
     let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE user_id = $1");
-    let row = sqlx::query(&sql)
-        .bind(user_id)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row = sqlx::query(&sql).bind(user_id).fetch_optional(&mut *conn).await?;
     row.as_ref().map(account_from_row).transpose()
 }
 
 /// Locks one account for the rest of the transaction and reads it.
 pub async fn lock(conn: &mut AnyConnection, user_id: &str) -> Result<Option<Account>, sqlx::Error> {
-    let sql = format!(
-        "UPDATE accounts SET updated_at = $1 WHERE user_id = $2 RETURNING {ACCOUNT_COLUMNS}"
-    );
-    let row = sqlx::query(&sql)
-        .bind(now_ms())
-        .bind(user_id)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let sql = format!("UPDATE accounts SET updated_at = $1 WHERE user_id = $2 RETURNING {ACCOUNT_COLUMNS}");
+    let row = sqlx::query(&sql).bind(now_ms()).bind(user_id).fetch_optional(&mut *conn).await?;
     row.as_ref().map(account_from_row).transpose()
 }
 
@@ -132,19 +130,8 @@ pub async fn create_if_missing(
     .await?
     .is_some();
     if created && initial_credits > 0 {
-        let meta = EntryMeta {
-            reason: Some("sign-up grant"),
-            reference: None,
-            actor: "system",
-        };
-        apply(
-            conn,
-            user_id,
-            &Delta::initial(initial_credits),
-            Guard::None,
-            &meta,
-        )
-        .await?;
+        let meta = EntryMeta { reason: Some("sign-up grant"), reference: None, actor: "system" };
+        apply(conn, user_id, &Delta::initial(initial_credits), Guard::None, &meta).await?;
     }
     Ok(created)
 }
@@ -178,7 +165,7 @@ pub async fn apply(
     delta: &Delta,
     guard: Guard,
     meta: &EntryMeta<'_>,
-) -> Result<Figures, LedgerError> {
+) -> Result<Applied, LedgerError> {
     debug_assert!(delta.is_balanced(), "unbalanced entry {delta:?}");
     let kind = delta.kind.expect("an entry has a kind");
     let now = now_ms();
@@ -217,8 +204,8 @@ pub async fn apply(
         adjustments: row.try_get("adjustments")?,
         total: row.try_get("total")?,
     };
-    insert_entry(conn, user_id, kind, delta, figures.remaining, meta, now).await?;
-    Ok(figures)
+    let entry_id = insert_entry(conn, user_id, kind, delta, figures.remaining, meta, now).await?;
+    Ok(Applied { figures, entry_id })
 }
 
 /// Says why a guarded UPDATE matched no row.
@@ -226,10 +213,7 @@ async fn explain_refusal(conn: &mut AnyConnection, user_id: &str, required: i64)
     match load(conn, user_id).await {
         Ok(None) => LedgerError::NoAccount,
         Ok(Some(account)) if account.status != "active" => LedgerError::Closed,
-        Ok(Some(account)) => LedgerError::Insufficient {
-            required,
-            remaining: account.figures.remaining,
-        },
+        Ok(Some(account)) => LedgerError::Insufficient { required, remaining: account.figures.remaining },
         Err(error) => LedgerError::Database(error),
     }
 }

@@ -19,9 +19,7 @@ pub async fn get_credits() -> Result<CreditsView, ApiError> {
 /// `Idempotency-Key`. The body arrives as a JSON object and is parsed strictly
 /// by the core, so unknown fields and bad amounts get the contract's 400.
 #[server(prefix = "/api", endpoint = "credits", input = Json)]
-pub async fn post_credits(
-    #[server(flatten)] body: Map<String, Value>,
-) -> Result<CreditsView, ApiError> {
+pub async fn post_credits(#[server(flatten)] body: Map<String, Value>) -> Result<CreditsView, ApiError> {
     use super::{caller, fail, request_headers, service, set_header};
     let service = service()?;
     let caller = caller(&service).await?;
@@ -29,16 +27,12 @@ pub async fn post_credits(
     let key = match headers.get("idempotency-key").map(|value| value.to_str()) {
         Some(Ok(key)) => Some(key.to_string()),
         Some(Err(_)) => {
-            let error =
-                credits::service::ServiceError::Invalid("Idempotency-Key must be ASCII".into());
+            let error = credits::service::ServiceError::Invalid("Idempotency-Key must be ASCII".into());
             return Err(fail(error));
         }
         None => None,
     };
-    let outcome = service
-        .change_credits(&caller, &body, key.as_deref())
-        .await
-        .map_err(fail)?;
+    let outcome = service.change_credits(&caller, &body, key.as_deref()).await.map_err(fail)?;
     if outcome.replayed {
         set_header("idempotent-replayed", "true");
     }

@@ -1,6 +1,8 @@
 //! The `#[server]` functions of the contract's credits and user-sync endpoints.
 //! Each one authenticates, calls the shared `CreditsService`, and maps errors.
 
+pub mod admin;
+pub mod checkout;
 pub mod credits;
 pub mod user;
 
@@ -18,16 +20,21 @@ mod server_side {
     /// The service and the request headers of the current call.
     pub(crate) fn service() -> Result<CreditsService, ApiError> {
         use_context::<CreditsService>().ok_or_else(|| {
-            ApiError::from(ServiceError::Internal(
-                "CreditsService missing from context".into(),
-            ))
+            ApiError::from(ServiceError::Internal("CreditsService missing from context".into()))
         })
     }
 
     pub(crate) fn request_headers() -> http::HeaderMap {
-        use_context::<http::request::Parts>()
-            .map(|parts| parts.headers)
-            .unwrap_or_default()
+        use_context::<http::request::Parts>().map(|parts| parts.headers).unwrap_or_default()
+    }
+
+    /// Authenticates an admin; anyone else gets 403 (or 401 without a session).
+    pub(crate) async fn admin(service: &CreditsService) -> Result<Principal, ApiError> {
+        let caller = caller(service).await?;
+        if !caller.is_admin {
+            return Err(fail(ServiceError::Forbidden("admins only".into())));
+        }
+        Ok(caller)
     }
 
     /// Authenticates the caller of the current server function.
@@ -45,23 +52,18 @@ mod server_side {
     /// Sets the HTTP status of an API call. Server-rendered pages call the same
     /// functions directly; their status stays 200 and the page shows the error.
     pub(crate) fn respond_with_status(status: u16) {
-        let is_api_call = use_context::<http::request::Parts>()
-            .is_some_and(|parts| parts.uri.path().starts_with("/api/"));
-        if let (true, Some(options), Ok(status)) = (
-            is_api_call,
-            use_context::<ResponseOptions>(),
-            http::StatusCode::from_u16(status),
-        ) {
+        let is_api_call =
+            use_context::<http::request::Parts>().is_some_and(|parts| parts.uri.path().starts_with("/api/"));
+        if let (true, Some(options), Ok(status)) =
+            (is_api_call, use_context::<ResponseOptions>(), http::StatusCode::from_u16(status))
+        {
             options.set_status(status);
         }
     }
 
     pub(crate) fn set_header(name: &'static str, value: &'static str) {
         if let Some(options) = use_context::<ResponseOptions>() {
-            options.insert_header(
-                http::HeaderName::from_static(name),
-                http::HeaderValue::from_static(value),
-            );
+            options.insert_header(http::HeaderName::from_static(name), http::HeaderValue::from_static(value));
         }
     }
 }

@@ -8,9 +8,7 @@ use axum::{Json, Router};
 use credits::service::CreditsService;
 
 pub fn router<S>(service: CreditsService) -> Router<S> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .with_state(service)
+    Router::new().route("/healthz", get(healthz)).with_state(service)
 }
 
 async fn healthz(State(service): State<CreditsService>) -> Response {

@@ -20,18 +20,10 @@ pub fn router<S: Clone + Send + Sync + 'static>(
 }
 
 async fn dispatch(context: impl Fn() + Clone + Send + 'static, request: Request) -> Response {
-    let known = leptos::server_fn::axum::get_server_fn_service(
-        request.uri().path(),
-        request.method().clone(),
-    );
+    let known =
+        leptos::server_fn::axum::get_server_fn_service(request.uri().path(), request.method().clone());
     if known.is_none() {
-        return super::error_response(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no such API route or method",
-        );
+        return super::error_response(StatusCode::NOT_FOUND, "not_found", "no such API route or method");
     }
-    leptos_axum::handle_server_fns_with_context(context, request)
-        .await
-        .into_response()
+    leptos_axum::handle_server_fns_with_context(context, request).await.into_response()
 }

@@ -14,10 +14,7 @@ async fn a_new_user_sees_the_contract_shape_with_the_initial_grant(backend: Back
     assert_eq!(figures(&view), (8, 8, 0, 0, 8));
     assert_eq!(view["held"], 0);
     assert_eq!(view["costPerVideo"], 10);
-    assert_eq!(
-        view["canGenerateVideo"], false,
-        "8 credits cannot pay for a 10-credit video"
-    );
+    assert_eq!(view["canGenerateVideo"], false, "8 credits cannot pay for a 10-credit video");
     assert!(view["updatedAt"].as_str().unwrap().ends_with('Z'));
     let recent = view["recent"].as_array().unwrap();
     assert_eq!(recent.len(), 1);
@@ -50,17 +47,9 @@ async fn the_initial_grant_happens_once_however_many_requests_race(backend: Back
             created += 1;
         }
     }
-    assert!(
-        created <= 1,
-        "{created} sync calls claim to have created the account"
-    );
+    assert!(created <= 1, "{created} sync calls claim to have created the account");
     assert_eq!(figures(&app.credits(&user).await), (8, 8, 0, 0, 8));
-    let initial_entries = app
-        .all_entries(&user)
-        .await
-        .iter()
-        .filter(|e| e["kind"] == "initial")
-        .count();
+    let initial_entries = app.all_entries(&user).await.iter().filter(|e| e["kind"] == "initial").count();
     assert_eq!(initial_entries, 1);
     app.assert_consistent().await;
 }
@@ -73,26 +62,14 @@ async fn concurrent_deducts_never_overspend(backend: Backend) {
     let bearer = token(&user);
     let body = json!({"action": "deduct", "amount": 10, "reason": "video"});
     let requests = (0..50).map(|_| app.post_json("/api/credits", Some(&bearer), &body, None));
-    let statuses: Vec<StatusCode> = join_all(requests)
-        .await
-        .iter()
-        .map(|r| r.status())
-        .collect();
+    let statuses: Vec<StatusCode> = join_all(requests).await.iter().map(|r| r.status()).collect();
     let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
-    let refused = statuses
-        .iter()
-        .filter(|s| **s == StatusCode::PAYMENT_REQUIRED)
-        .count();
+    let refused = statuses.iter().filter(|s| **s == StatusCode::PAYMENT_REQUIRED).count();
     assert_eq!((ok, refused), (10, 40), "{statuses:?}");
     let view = app.credits(&user).await;
     assert_eq!(view["credits"]["remaining"], 0);
     assert_eq!(view["credits"]["used"], 100);
-    let spends = app
-        .all_entries(&user)
-        .await
-        .iter()
-        .filter(|e| e["kind"] == "spend")
-        .count();
+    let spends = app.all_entries(&user).await.iter().filter(|e| e["kind"] == "spend").count();
     assert_eq!(spends, 10);
     app.assert_consistent().await;
 }
@@ -102,9 +79,7 @@ async fn a_deduct_beyond_the_balance_is_402_and_changes_nothing(backend: Backend
     let app = TestApp::spawn(backend).await;
     let user = unique("short");
     let before = app.credits(&user).await;
-    let (status, body) = app
-        .change(&user, json!({"action": "deduct", "amount": 10}))
-        .await;
+    let (status, body) = app.change(&user, json!({"action": "deduct", "amount": 10})).await;
     assert_eq!(status, StatusCode::PAYMENT_REQUIRED);
     assert_eq!(body["error"]["code"], "insufficient_credits");
     assert_eq!(body["error"]["required"], 10);
@@ -112,9 +87,7 @@ async fn a_deduct_beyond_the_balance_is_402_and_changes_nothing(backend: Backend
     let after = app.credits(&user).await;
     assert_eq!(figures(&after), figures(&before));
     assert_eq!(app.all_entries(&user).await.len(), 1);
-    let (status, body) = app
-        .change(&user, json!({"action": "deduct", "amount": 8}))
-        .await;
+    let (status, body) = app.change(&user, json!({"action": "deduct", "amount": 8})).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(figures(&body), (0, 8, 8, 0, 8));
     assert_eq!(body["recent"][0]["kind"], "spend");
@@ -141,39 +114,21 @@ async fn only_admins_add_set_or_touch_other_accounts(backend: Backend) {
     assert_eq!(figures(&app.credits(&user).await), (8, 8, 0, 0, 8));
     assert_eq!(figures(&app.credits(&other).await), (8, 8, 0, 0, 8));
 
-    let (status, view) = app
-        .change(
-            ADMIN,
-            json!({"action": "add", "amount": 100, "userId": user, "reason": "support"}),
-        )
-        .await;
+    let (status, view) =
+        app.change(ADMIN, json!({"action": "add", "amount": 100, "userId": user, "reason": "support"})).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(view["userId"], user.as_str());
     assert_eq!(figures(&view), (108, 108, 0, 0, 8));
     assert_eq!(view["recent"][0]["kind"], "adjust");
     assert_eq!(view["recent"][0]["reason"], "support");
-    let (_, view) = app
-        .change(
-            ADMIN,
-            json!({"action": "set", "amount": 30, "userId": user}),
-        )
-        .await;
+    let (_, view) = app.change(ADMIN, json!({"action": "set", "amount": 30, "userId": user})).await;
     assert_eq!(figures(&view), (30, 30, 0, 0, 8));
     assert_eq!(view["recent"][0]["kind"], "adjust");
     assert_eq!(view["recent"][0]["amount"], -78);
-    let (_, view) = app
-        .change(
-            ADMIN,
-            json!({"action": "deduct", "amount": 5, "userId": user}),
-        )
-        .await;
+    let (_, view) = app.change(ADMIN, json!({"action": "deduct", "amount": 5, "userId": user})).await;
     assert_eq!(figures(&view), (25, 30, 5, 0, 8));
-    let (status, error) = app
-        .change(
-            ADMIN,
-            json!({"action": "add", "amount": 5, "userId": "nobody_here"}),
-        )
-        .await;
+    let (status, error) =
+        app.change(ADMIN, json!({"action": "add", "amount": 5, "userId": "nobody_here"})).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(error["error"]["code"], "not_found");
     app.assert_consistent().await;
@@ -200,9 +155,7 @@ async fn bad_input_is_a_400_that_changes_nothing(backend: Backend) {
         json!([1, 2]),
     ];
     for body in &bodies {
-        let response = app
-            .post_json("/api/credits", Some(&bearer), body, None)
-            .await;
+        let response = app.post_json("/api/credits", Some(&bearer), body, None).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
         let error: Value = response.json().await.unwrap();
         assert_eq!(error["error"]["code"], "invalid_request", "{body}");
@@ -220,9 +173,7 @@ async fn bad_input_is_a_400_that_changes_nothing(backend: Backend) {
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert_eq!(figures(&app.credits(ADMIN).await), (8, 8, 0, 0, 8));
     assert_eq!(app.all_entries(ADMIN).await.len(), 1);
-    let (status, view) = app
-        .change(ADMIN, json!({"action": "set", "amount": 0}))
-        .await;
+    let (status, view) = app.change(ADMIN, json!({"action": "set", "amount": 0})).await;
     assert_eq!(status, StatusCode::OK, "set takes 0");
     assert_eq!(view["credits"]["remaining"], 0);
 }
@@ -233,12 +184,7 @@ async fn history_pages_walk_every_entry_once_newest_first(backend: Backend) {
     let user = unique("reader");
     app.credits(&user).await;
     for amount in 1..=24 {
-        let (status, _) = app
-            .change(
-                ADMIN,
-                json!({"action": "add", "amount": amount, "userId": user}),
-            )
-            .await;
+        let (status, _) = app.change(ADMIN, json!({"action": "add", "amount": amount, "userId": user})).await;
         assert_eq!(status, StatusCode::OK);
     }
     let bearer = token(&user);
@@ -256,10 +202,7 @@ async fn history_pages_walk_every_entry_once_newest_first(backend: Backend) {
         }
     }
     assert_eq!(sizes, vec![10, 10, 5]);
-    assert!(
-        ids.windows(2).all(|pair| pair[0] > pair[1]),
-        "newest first, no repeats: {ids:?}"
-    );
+    assert!(ids.windows(2).all(|pair| pair[0] > pair[1]), "newest first, no repeats: {ids:?}");
     let entries = app.all_entries(&user).await;
     assert_eq!(entries.last().unwrap()["kind"], "initial");
     assert_eq!(entries[0]["balanceAfter"], 8 + (1..=24).sum::<i64>());
@@ -271,9 +214,7 @@ async fn history_pages_walk_every_entry_once_newest_first(backend: Backend) {
         );
     }
     for bad in ["limit=0", "limit=101", "limit=abc", "before=0"] {
-        let response = app
-            .get(&format!("/api/credits/history?{bad}"), Some(&bearer))
-            .await;
+        let response = app.get(&format!("/api/credits/history?{bad}"), Some(&bearer)).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{bad}");
     }
 }
@@ -285,32 +226,15 @@ async fn plain_routes_answer_in_the_contract_format(backend: Backend) {
     assert_eq!(health.status(), StatusCode::OK);
     let missing = app.get("/api/no-such-route", None).await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
-    assert_eq!(
-        missing.json::<Value>().await.unwrap()["error"]["code"],
-        "not_found"
-    );
+    assert_eq!(missing.json::<Value>().await.unwrap()["error"]["code"], "not_found");
     let huge = json!({"action": "deduct", "amount": 1, "reason": "x".repeat(70_000)});
-    let response = app
-        .post_json("/api/credits", Some(&token(ADMIN)), &huge, None)
-        .await;
+    let response = app.post_json("/api/credits", Some(&token(ADMIN)), &huge, None).await;
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    assert_eq!(
-        response.json::<Value>().await.unwrap()["error"]["code"],
-        "payload_too_large"
-    );
-    let page = app
-        .client
-        .get(app.url("/"))
-        .bearer_auth(token(ADMIN))
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(response.json::<Value>().await.unwrap()["error"]["code"], "payload_too_large");
+    let page = app.client.get(app.url("/")).bearer_auth(token(ADMIN)).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.unwrap();
-    assert!(
-        html.contains("data-testid=\"credits-remaining\""),
-        "the home page shows the balance"
-    );
+    assert!(html.contains("data-testid=\"credits-remaining\""), "the home page shows the balance");
 }
 both!(plain_routes_answer_in_the_contract_format);
 
@@ -325,11 +249,7 @@ async fn two_server_processes_on_one_database_never_overspend(backend: Backend) 
         let app = if i % 2 == 0 { &first } else { &second };
         app.post_json("/api/credits", Some(&bearer), &body, None)
     });
-    let ok = join_all(requests)
-        .await
-        .iter()
-        .filter(|r| r.status() == StatusCode::OK)
-        .count();
+    let ok = join_all(requests).await.iter().filter(|r| r.status() == StatusCode::OK).count();
     assert_eq!(ok, 10);
     assert_eq!(figures(&second.credits(&user).await), (0, 100, 100, 0, 8));
     first.assert_consistent().await;
@@ -341,16 +261,8 @@ async fn sqlite_runs_in_wal_mode_with_full_sync() {
     use sqlx::Row;
     let app = TestApp::spawn(Backend::Sqlite).await;
     let pool = &app.service.db().pool;
-    let mode: String = sqlx::query("PRAGMA journal_mode")
-        .fetch_one(pool)
-        .await
-        .unwrap()
-        .get(0);
+    let mode: String = sqlx::query("PRAGMA journal_mode").fetch_one(pool).await.unwrap().get(0);
     assert_eq!(mode, "wal");
-    let sync: i64 = sqlx::query("PRAGMA synchronous")
-        .fetch_one(pool)
-        .await
-        .unwrap()
-        .get(0);
+    let sync: i64 = sqlx::query("PRAGMA synchronous").fetch_one(pool).await.unwrap().get(0);
     assert_eq!(sync, 2, "synchronous = FULL");
 }

@@ -27,21 +27,12 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn principal(user_id: &str, is_admin: bool) -> Principal {
-    Principal {
-        user_id: user_id.into(),
-        email: None,
-        name: None,
-        is_admin,
-    }
+    Principal { user_id: user_id.into(), email: None, name: None, is_admin }
 }
 
 async fn the_ledger_matches_its_model(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let mut runner = TestRunner::new(Config {
-        cases: 12,
-        failure_persistence: None,
-        ..Config::default()
-    });
+    let mut runner = TestRunner::new(Config { cases: 12, failure_persistence: None, ..Config::default() });
     let strategy = proptest::collection::vec(op(), 1..25);
     let handle = tokio::runtime::Handle::current();
     let admin = principal(ADMIN, true);
@@ -57,11 +48,9 @@ async fn the_ledger_matches_its_model(backend: Backend) {
                     service.credits_view(&caller).await.unwrap();
                     for op in ops {
                         let (who, body, delta) = match op {
-                            Op::Deduct(n) => (
-                                &caller,
-                                json!({"action":"deduct","amount":n}),
-                                Some(Delta::spend(n)),
-                            ),
+                            Op::Deduct(n) => {
+                                (&caller, json!({"action":"deduct","amount":n}), Some(Delta::spend(n)))
+                            }
                             Op::Add(n) => (
                                 &admin,
                                 json!({"action":"add","amount":n,"userId":user}),
@@ -73,9 +62,7 @@ async fn the_ledger_matches_its_model(backend: Backend) {
                                 Delta::set_to(&model, n),
                             ),
                         };
-                        let outcome = service
-                            .change_credits(who, body.as_object().unwrap(), None)
-                            .await;
+                        let outcome = service.change_credits(who, body.as_object().unwrap(), None).await;
                         let expected = match delta {
                             Some(delta) => model.apply(&delta),
                             None => Ok(model),
@@ -85,13 +72,7 @@ async fn the_ledger_matches_its_model(backend: Backend) {
                                 model = next;
                                 prop_assert_eq!(view.value.credits, model.as_dto());
                             }
-                            (
-                                Err(ServiceError::Insufficient {
-                                    required,
-                                    remaining,
-                                }),
-                                Err(_),
-                            ) => {
+                            (Err(ServiceError::Insufficient { required, remaining }), Err(_)) => {
                                 prop_assert_eq!(remaining, model.remaining);
                                 prop_assert!(required > remaining);
                             }

@@ -67,19 +67,12 @@ fn generate_key() -> SigningKey {
 }
 
 pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
 /// A session token for `sub` with the usual Clerk claims, valid for a minute.
 pub fn token(sub: &str) -> String {
-    sign(
-        0,
-        None,
-        json!({"sub": sub, "iat": now(), "nbf": now(), "exp": now() + 60}),
-    )
+    sign(0, None, json!({"sub": sub, "iat": now(), "nbf": now(), "exp": now() + 60}))
 }
 
 /// Signs arbitrary claims with key `index` (and `kid`, if given).
@@ -93,12 +86,7 @@ pub fn sign(index: usize, kid: Option<&str>, claims: Value) -> String {
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 pub fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}_{}_{}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed),
-        now()
-    )
+    format!("{prefix}_{}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed), now())
 }
 
 /// The PostgreSQL server the suite requires; a missing server fails the test.
@@ -113,24 +101,16 @@ pub async fn fresh_database_url(backend: Backend) -> String {
         Backend::Sqlite => {
             let dir = std::env::temp_dir().join("credits-tests");
             std::fs::create_dir_all(&dir).unwrap();
-            format!(
-                "sqlite://{}",
-                dir.join(format!("{}.db", unique("t"))).display()
-            )
+            format!("sqlite://{}", dir.join(format!("{}.db", unique("t"))).display())
         }
         Backend::Postgres => {
             use sqlx::Connection;
             let admin_url = postgres_admin_url();
-            let mut admin = sqlx::PgConnection::connect(&admin_url)
-                .await
-                .unwrap_or_else(|error| {
-                    panic!("PostgreSQL is required for this suite ({admin_url}): {error}")
-                });
+            let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap_or_else(|error| {
+                panic!("PostgreSQL is required for this suite ({admin_url}): {error}")
+            });
             let name = unique("credits_test");
-            sqlx::query(&format!("CREATE DATABASE {name}"))
-                .execute(&mut admin)
-                .await
-                .unwrap();
+            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
             let base = admin_url.rsplit_once('/').unwrap().0;
             format!("{base}/{name}")
         }
@@ -173,23 +153,14 @@ impl TestApp {
     /// Starts another server on an existing database.
     pub async fn spawn_on(database_url: &str, extra: &[(&str, String)]) -> Self {
         let config = config(database_url, extra);
-        let db: Db = credits_server::open_database(&config)
-            .await
-            .expect("database");
+        let db: Db = credits_server::open_database(&config).await.expect("database");
         let service = credits_server::build_service(&config, db).unwrap();
         let app = credits_server::router(&config, service.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(credits_server::serve(listener, app));
-        let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(64)
-            .build()
-            .unwrap();
-        Self {
-            base,
-            client,
-            service,
-        }
+        let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+        Self { base, client, service }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -230,18 +201,14 @@ impl TestApp {
 
     /// `POST /api/credits` as `caller`.
     pub async fn change(&self, caller: &str, body: Value) -> (StatusCode, Value) {
-        let response = self
-            .post_json("/api/credits", Some(&token(caller)), &body, None)
-            .await;
+        let response = self.post_json("/api/credits", Some(&token(caller)), &body, None).await;
         (response.status(), response.json().await.unwrap())
     }
 
     /// Sets a user's balance as the admin (creating the account first).
     pub async fn set_balance(&self, user: &str, amount: i64) {
         self.credits(user).await;
-        let (status, body) = self
-            .change(ADMIN, json!({"action":"set","amount":amount,"userId":user}))
-            .await;
+        let (status, body) = self.change(ADMIN, json!({"action":"set","amount":amount,"userId":user})).await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
 
@@ -254,12 +221,7 @@ impl TestApp {
                 Some(id) => format!("/api/credits/history?limit=100&before={id}"),
                 None => "/api/credits/history?limit=100".to_string(),
             };
-            let page: Value = self
-                .get(&path, Some(&token(user)))
-                .await
-                .json()
-                .await
-                .unwrap();
+            let page: Value = self.get(&path, Some(&token(user))).await.json().await.unwrap();
             entries.extend(page["entries"].as_array().unwrap().iter().cloned());
             match page["nextBefore"].as_i64() {
                 Some(id) => before = Some(id),
@@ -278,16 +240,6 @@ impl TestApp {
 /// The `credits` figures of a GET/POST answer.
 pub fn figures(view: &Value) -> (i64, i64, i64, i64, i64) {
     let c = &view["credits"];
-    let get = |name: &str| {
-        c[name]
-            .as_i64()
-            .unwrap_or_else(|| panic!("credits.{name} in {view}"))
-    };
-    (
-        get("remaining"),
-        get("total"),
-        get("used"),
-        get("bonus"),
-        get("initial"),
-    )
+    let get = |name: &str| c[name].as_i64().unwrap_or_else(|| panic!("credits.{name} in {view}"));
+    (get("remaining"), get("total"), get("used"), get("bonus"), get("initial"))
 }

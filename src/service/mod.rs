@@ -2,6 +2,12 @@
 //! axum routes and the CLI all call these, so every door into the ledger goes
 //! through the same authorization, validation and transactions.
 
+mod checkout;
+mod webhooks;
+
+pub use checkout::CheckoutResponse;
+pub use webhooks::WebhookOutcome;
+
 use crate::auth::clerk::ClerkVerifier;
 use crate::auth::{session_token, Admins, AuthError, Principal};
 use crate::db::{rfc3339, Db};
@@ -10,6 +16,7 @@ use crate::idempotency::{self, Claim, IdempotencyKey};
 use crate::ledger::check::{self, CheckReport};
 use crate::ledger::store::{self, Account, Entry, EntryMeta, Guard, LedgerError};
 use crate::ledger::{Delta, Figures};
+use crate::payments::creem_api::CreemApi;
 use crate::plans::Settings;
 use crate::requests::{parse_page, Action, ChangeRequest};
 use serde_json::{Map, Value};
@@ -30,6 +37,25 @@ struct Inner {
     settings: Settings,
     verifier: Option<ClerkVerifier>,
     admins: Admins,
+    creem: CreemOptions,
+    clerk_webhook_key: Option<Vec<u8>>,
+}
+
+/// Everything the service is configured with, besides the database.
+pub struct ServiceOptions {
+    pub settings: Settings,
+    pub verifier: Option<ClerkVerifier>,
+    pub admins: Admins,
+    pub creem: CreemOptions,
+    /// The decoded key of `CLERK_WEBHOOK_SECRET`.
+    pub clerk_webhook_key: Option<Vec<u8>>,
+}
+
+/// Creem: the webhook secret, the API client and where buyers return to.
+pub struct CreemOptions {
+    pub webhook_secret: Option<String>,
+    pub api: CreemApi,
+    pub success_url: String,
 }
 
 /// Errors in the contract's vocabulary; the HTTP layer maps each to a status.
@@ -47,6 +73,9 @@ pub enum ServiceError {
     Insufficient { required: i64, remaining: i64 },
     #[error("this Idempotency-Key was used with a different request")]
     IdempotencyConflict,
+    /// A service we depend on (Creem) failed; nothing was changed.
+    #[error("{0}")]
+    Upstream(String),
     /// Details go to the log, never to the client.
     #[error("internal error")]
     Internal(String),
@@ -63,13 +92,7 @@ impl From<LedgerError> for ServiceError {
         match error {
             LedgerError::NoAccount => Self::NotFound("no account for this user".into()),
             LedgerError::Closed => Self::Forbidden("the account is closed".into()),
-            LedgerError::Insufficient {
-                required,
-                remaining,
-            } => Self::Insufficient {
-                required,
-                remaining,
-            },
+            LedgerError::Insufficient { required, remaining } => Self::Insufficient { required, remaining },
             LedgerError::Database(error) => error.into(),
         }
     }
@@ -89,20 +112,9 @@ pub struct Replayable<T> {
 }
 
 impl CreditsService {
-    pub fn new(
-        db: Db,
-        settings: Settings,
-        verifier: Option<ClerkVerifier>,
-        admins: Admins,
-    ) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                db,
-                settings,
-                verifier,
-                admins,
-            }),
-        }
+    pub fn new(db: Db, options: ServiceOptions) -> Self {
+        let ServiceOptions { settings, verifier, admins, creem, clerk_webhook_key } = options;
+        Self { inner: Arc::new(Inner { db, settings, verifier, admins, creem, clerk_webhook_key }) }
     }
 
     pub fn db(&self) -> &Db {
@@ -115,20 +127,11 @@ impl CreditsService {
 
     /// Verifies the caller's session token.
     pub async fn authenticate(&self, headers: &http::HeaderMap) -> Result<Principal, ServiceError> {
-        let verifier = self
-            .inner
-            .verifier
-            .as_ref()
-            .ok_or(AuthError::NotConfigured)?;
+        let verifier = self.inner.verifier.as_ref().ok_or(AuthError::NotConfigured)?;
         let token = session_token(headers).ok_or(AuthError::Missing)?;
         let claims = verifier.verify(&token).await?;
         let is_admin = self.inner.admins.contains(&claims.sub);
-        Ok(Principal {
-            user_id: claims.sub,
-            email: claims.email,
-            name: claims.name,
-            is_admin,
-        })
+        Ok(Principal { user_id: claims.sub, email: claims.email, name: claims.name, is_admin })
     }
 
     /// `GET /api/credits`: the caller's figures, creating the account on first use.
@@ -146,14 +149,8 @@ impl CreditsService {
         idempotency_key: Option<&str>,
     ) -> Result<Replayable<CreditsView>, ServiceError> {
         let request = ChangeRequest::parse(body).map_err(ServiceError::Invalid)?;
-        let key = idempotency_key
-            .map(IdempotencyKey::parse)
-            .transpose()
-            .map_err(ServiceError::Invalid)?;
-        let target = request
-            .user_id
-            .clone()
-            .unwrap_or_else(|| caller.user_id.clone());
+        let key = idempotency_key.map(IdempotencyKey::parse).transpose().map_err(ServiceError::Invalid)?;
+        let target = request.user_id.clone().unwrap_or_else(|| caller.user_id.clone());
         let needs_admin = request.action != Action::Deduct || target != caller.user_id;
         if needs_admin && !caller.is_admin {
             return Err(ServiceError::Forbidden(
@@ -163,15 +160,9 @@ impl CreditsService {
         if target == caller.user_id {
             self.ensure_account(caller).await?;
         }
-        let actor = if caller.is_admin {
-            format!("admin:{}", caller.user_id)
-        } else {
-            caller.user_id.clone()
-        };
-        let hash = idempotency::request_hash(
-            "POST /api/credits",
-            &Value::Object(body.clone()).to_string(),
-        );
+        let actor =
+            if caller.is_admin { format!("admin:{}", caller.user_id) } else { caller.user_id.clone() };
+        let hash = idempotency::request_hash("POST /api/credits", &Value::Object(body.clone()).to_string());
 
         let mut tx = self.inner.db.pool.begin().await?;
         if let Some(key) = &key {
@@ -179,37 +170,24 @@ impl CreditsService {
                 Claim::New => {}
                 Claim::Conflict => return Err(ServiceError::IdempotencyConflict),
                 Claim::Replay { body, .. } => {
-                    let value = serde_json::from_str(&body)
-                        .map_err(|e| ServiceError::Internal(e.to_string()))?;
-                    return Ok(Replayable {
-                        value,
-                        replayed: true,
-                    });
+                    let value =
+                        serde_json::from_str(&body).map_err(|e| ServiceError::Internal(e.to_string()))?;
+                    return Ok(Replayable { value, replayed: true });
                 }
             }
         }
-        let meta = EntryMeta {
-            reason: request.reason.as_deref(),
-            reference: None,
-            actor: &actor,
-        };
+        let meta = EntryMeta { reason: request.reason.as_deref(), reference: None, actor: &actor };
         apply_change(&mut tx, &target, &request, &meta).await?;
-        let account = store::load(&mut tx, &target)
-            .await?
-            .ok_or(LedgerError::NoAccount)?;
+        let account = store::load(&mut tx, &target).await?.ok_or(LedgerError::NoAccount)?;
         let view = self.view_of(&mut tx, account).await?;
         if let Some(key) = &key {
-            let body =
-                serde_json::to_string(&view).map_err(|e| ServiceError::Internal(e.to_string()))?;
+            let body = serde_json::to_string(&view).map_err(|e| ServiceError::Internal(e.to_string()))?;
             idempotency::complete(&mut tx, &caller.user_id, key, 200, &body).await?;
         }
         tx.commit().await?;
         tracing::info!(user_id = %target, actor = %actor, action = ?request.action,
             amount = request.amount.get(), remaining = view.credits.remaining, "credits changed");
-        Ok(Replayable {
-            value: view,
-            replayed: false,
-        })
+        Ok(Replayable { value: view, replayed: false })
     }
 
     /// `GET /api/credits/history`: one page, newest first.
@@ -222,19 +200,11 @@ impl CreditsService {
         let (limit, before) = parse_page(limit, before).map_err(ServiceError::Invalid)?;
         self.ensure_account(caller).await?;
         let mut conn = self.inner.db.pool.acquire().await?;
-        let mut entries =
-            store::entries_before(&mut conn, &caller.user_id, before, limit + 1).await?;
+        let mut entries = store::entries_before(&mut conn, &caller.user_id, before, limit + 1).await?;
         let more = entries.len() as i64 > limit;
         entries.truncate(limit as usize);
-        let next_before = if more {
-            entries.last().map(|entry| entry.id)
-        } else {
-            None
-        };
-        Ok(HistoryPage {
-            entries: entries.into_iter().map(entry_view).collect(),
-            next_before,
-        })
+        let next_before = if more { entries.last().map(|entry| entry.id) } else { None };
+        Ok(HistoryPage { entries: entries.into_iter().map(entry_view).collect(), next_before })
     }
 
     /// `GET /api/user/sync`.
@@ -246,10 +216,7 @@ impl CreditsService {
     /// `POST /api/user/sync`: creates or updates the caller (initial grant exactly once).
     pub async fn sync_user(&self, caller: &Principal) -> Result<SyncResponse, ServiceError> {
         let (account, created) = self.ensure_account(caller).await?;
-        Ok(SyncResponse {
-            created,
-            user: user_view(&account),
-        })
+        Ok(SyncResponse { created, user: user_view(&account) })
     }
 
     /// `credits grant`: an operator's adjustment, creating the account if needed.
@@ -259,29 +226,14 @@ impl CreditsService {
         amount: crate::Credits,
         reason: &str,
     ) -> Result<Figures, ServiceError> {
-        let principal = Principal {
-            user_id: user_id.into(),
-            email: None,
-            name: None,
-            is_admin: false,
-        };
+        let principal = Principal { user_id: user_id.into(), email: None, name: None, is_admin: false };
         self.ensure_account(&principal).await?;
         let mut tx = self.inner.db.pool.begin().await?;
-        let meta = EntryMeta {
-            reason: Some(reason),
-            reference: None,
-            actor: "cli",
-        };
-        let figures = store::apply(
-            &mut tx,
-            user_id,
-            &Delta::adjust(amount.get()),
-            Guard::None,
-            &meta,
-        )
-        .await?;
+        let meta = EntryMeta { reason: Some(reason), reference: None, actor: "cli" };
+        let figures =
+            store::apply(&mut tx, user_id, &Delta::adjust(amount.get()), Guard::None, &meta).await?;
         tx.commit().await?;
-        Ok(figures)
+        Ok(figures.figures)
     }
 
     /// `credits check` and `/api/admin/check`.
@@ -306,42 +258,51 @@ impl CreditsService {
                 }
                 let mut conn = pool.acquire().await?;
                 store::update_profile(&mut conn, &caller.user_id, email, name).await?;
-                let account = store::load(&mut conn, &caller.user_id)
-                    .await?
-                    .ok_or(LedgerError::NoAccount)?;
+                let account = store::load(&mut conn, &caller.user_id).await?.ok_or(LedgerError::NoAccount)?;
                 Ok((account, false))
             }
             None => {
                 let mut tx = pool.begin().await?;
                 let initial = self.inner.settings.initial_credits;
                 let created =
-                    store::create_if_missing(&mut tx, &caller.user_id, email, name, initial)
-                        .await?;
-                let account = store::load(&mut tx, &caller.user_id)
+                    store::create_if_missing(&mut tx, &caller.user_id, email, name, initial).await?;
+                let account = store::load(&mut tx, &caller.user_id).await?.ok_or(LedgerError::NoAccount)?;
+                tx.commit().await?;
+                if !created {
+                    return Ok((account, false));
+                }
+                tracing::info!(user_id = %caller.user_id, initial, "account created");
+                self.credit_pending_payments(&caller.user_id, email).await?;
+                let account = store::load(&mut *pool.acquire().await?, &caller.user_id)
                     .await?
                     .ok_or(LedgerError::NoAccount)?;
-                tx.commit().await?;
-                if created {
-                    tracing::info!(user_id = %caller.user_id, initial, "account created");
-                }
-                Ok((account, created))
+                Ok((account, true))
             }
         }
     }
 
-    async fn view_of(
-        &self,
-        conn: &mut AnyConnection,
-        account: Account,
-    ) -> Result<CreditsView, ServiceError> {
+    /// Credits payments that arrived before their user, in their own
+    /// transaction after the account's creation committed. The webhook side
+    /// checks again after its own commit, so one of the two always sees the other.
+    async fn credit_pending_payments(&self, user_id: &str, email: Option<&str>) -> Result<i64, ServiceError> {
+        let pool = &self.inner.db.pool;
+        if !crate::payments::has_pending(&mut *pool.acquire().await?, user_id, email).await? {
+            return Ok(0);
+        }
+        let mut tx = pool.begin().await?;
+        let credited = crate::payments::credit_pending(&mut tx, user_id, email).await?;
+        tx.commit().await?;
+        Ok(credited)
+    }
+
+    async fn view_of(&self, conn: &mut AnyConnection, account: Account) -> Result<CreditsView, ServiceError> {
         let recent = store::entries_before(conn, &account.user_id, None, RECENT_ENTRIES).await?;
         let cost_per_video = self.inner.settings.cost_per_video;
         Ok(CreditsView {
             credits: account.figures.as_dto(),
             held: account.figures.held,
             cost_per_video,
-            can_generate_video: account.status == "active"
-                && account.figures.remaining >= cost_per_video,
+            can_generate_video: account.status == "active" && account.figures.remaining >= cost_per_video,
             recent: recent.into_iter().map(entry_view).collect(),
             updated_at: rfc3339(account.updated_at_ms),
             user_id: account.user_id,
@@ -359,22 +320,13 @@ async fn apply_change(
     let amount = request.amount.get();
     match request.action {
         Action::Deduct => {
-            store::apply(
-                conn,
-                target,
-                &Delta::spend(amount),
-                Guard::Covered(amount),
-                meta,
-            )
-            .await?;
+            store::apply(conn, target, &Delta::spend(amount), Guard::Covered(amount), meta).await?;
         }
         Action::Add => {
             store::apply(conn, target, &Delta::adjust(amount), Guard::None, meta).await?;
         }
         Action::Set => {
-            let account = store::lock(conn, target)
-                .await?
-                .ok_or(LedgerError::NoAccount)?;
+            let account = store::lock(conn, target).await?.ok_or(LedgerError::NoAccount)?;
             if let Some(delta) = Delta::set_to(&account.figures, amount) {
                 store::apply(conn, target, &delta, Guard::None, meta).await?;
             }

@@ -1,0 +1,56 @@
+//! `POST /api/webhooks/creem` and `POST /api/webhooks/clerk`: plain axum
+//! routes, because the signature covers the raw bytes of the body.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use credits::service::{CreditsService, ServiceError};
+use credits::webhooks::clerk;
+
+pub fn router<S>(service: CreditsService) -> Router<S> {
+    Router::new()
+        .route("/api/webhooks/creem", post(creem_webhook))
+        .route("/api/webhooks/clerk", post(clerk_webhook))
+        .with_state(service)
+}
+
+fn header<'a>(headers: &'a HeaderMap, names: &[&str]) -> Option<&'a str> {
+    names.iter().find_map(|name| headers.get(*name)).and_then(|value| value.to_str().ok())
+}
+
+async fn creem_webhook(State(service): State<CreditsService>, headers: HeaderMap, body: Bytes) -> Response {
+    let signature = header(&headers, &["creem-signature"]);
+    match service.creem_webhook(signature, &body).await {
+        Ok(outcome) => axum::Json(outcome).into_response(),
+        Err(error) => error_response(error),
+    }
+}
+
+async fn clerk_webhook(State(service): State<CreditsService>, headers: HeaderMap, body: Bytes) -> Response {
+    let svix = clerk::Headers {
+        id: header(&headers, &["svix-id", "webhook-id"]),
+        timestamp: header(&headers, &["svix-timestamp", "webhook-timestamp"]),
+        signature: header(&headers, &["svix-signature", "webhook-signature"]),
+    };
+    match service.clerk_webhook(svix, &body, credits::db::now_ms() / 1000).await {
+        Ok(outcome) => axum::Json(outcome).into_response(),
+        Err(error) => error_response(error),
+    }
+}
+
+/// Webhook errors in the contract's format; a 5xx makes the sender retry.
+fn error_response(error: ServiceError) -> Response {
+    let (status, code) = match &error {
+        ServiceError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+        ServiceError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+        ServiceError::Internal(detail) => {
+            tracing::error!(%detail, "webhook failed; the sender will retry");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+        }
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+    };
+    super::error_response(status, code, &error.to_string())
+}

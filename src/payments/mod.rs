@@ -1,0 +1,344 @@
+//! Payments that credit exactly once.
+//!
+//! Every function runs inside the caller's transaction; the unique constraints
+//! on `payments` and `payment_reversals` make a second attempt a no-op, however
+//! the attempts interleave (PostgreSQL waits on the conflicting insert until the
+//! first transaction ends; SQLite serializes writers).
+
+pub mod creem_api;
+
+use crate::ledger::store::{self, EntryMeta, Guard, LedgerError};
+use crate::ledger::{Delta, EntryKind};
+use crate::plans::Settings;
+use crate::webhooks::creem::{refund_clawback, Payment, PaymentIdentity, Reversal};
+use sqlx::{AnyConnection, Row};
+
+/// What recording a payment did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaymentOutcome {
+    Credited {
+        user_id: String,
+        credits: i64,
+    },
+    /// Stored; credited when the user first appears.
+    PendingUser,
+    /// Stored for the admin; the product maps to no plan.
+    UnknownProduct,
+    /// This payment was already recorded (another event for it, or a redelivery).
+    Duplicate,
+}
+
+/// What recording a refund or dispute did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReversalOutcome {
+    ClawedBack {
+        user_id: String,
+        credits: i64,
+    },
+    /// Recorded against a payment not credited yet (or with nothing left to take).
+    Recorded,
+    /// No payment matches its order or transaction; recorded for the admin.
+    Unmatched,
+    Duplicate,
+}
+
+/// The plan a Creem product id maps to.
+pub fn plan_for_product<'a>(settings: &'a Settings, product_id: &str) -> Option<&'a crate::plans::Plan> {
+    settings
+        .plans
+        .iter()
+        .find(|plan| !plan.creem_product_id.is_empty() && plan.creem_product_id == product_id)
+}
+
+/// Records a payment and credits it if its user is known.
+pub async fn record_payment(
+    conn: &mut AnyConnection,
+    event_id: &str,
+    payment: &Payment,
+    settings: &Settings,
+) -> Result<PaymentOutcome, LedgerError> {
+    let plan = plan_for_product(settings, &payment.product_id);
+    let Some(payment_id) = insert_payment(conn, event_id, payment, plan).await? else {
+        return Ok(PaymentOutcome::Duplicate);
+    };
+    if plan.is_none() {
+        tracing::warn!(product_id = %payment.product_id, "payment for an unknown product recorded, not credited");
+        return Ok(PaymentOutcome::UnknownProduct);
+    }
+    match resolve_user(conn, payment).await? {
+        Some(user_id) => credit(conn, payment_id, &user_id).await.map(|credited| {
+            credited
+                .map_or(PaymentOutcome::Duplicate, |credits| PaymentOutcome::Credited { user_id, credits })
+        }),
+        None => Ok(PaymentOutcome::PendingUser),
+    }
+}
+
+/// Inserts the payment under its key; `None` when it already exists. A
+/// subscription's first payment may arrive as `checkout.completed` (no period)
+/// and as `subscription.paid` (with one): both land on `sub:<id>:first`.
+async fn insert_payment(
+    conn: &mut AnyConnection,
+    event_id: &str,
+    payment: &Payment,
+    plan: Option<&crate::plans::Plan>,
+) -> Result<Option<i64>, sqlx::Error> {
+    let (subscription_id, period_start) = match &payment.identity {
+        PaymentIdentity::Order(_) => (None, None),
+        PaymentIdentity::SubscriptionFirst { subscription_id } => (Some(subscription_id.as_str()), None),
+        PaymentIdentity::SubscriptionPeriod { subscription_id, period_start } => {
+            (Some(subscription_id.as_str()), Some(period_start.as_str()))
+        }
+    };
+    let first_key = subscription_id.map(|id| format!("sub:{id}:first"));
+    let key = match &payment.identity {
+        PaymentIdentity::Order(order_id) => format!("order:{order_id}"),
+        _ => first_key.clone().expect("subscription payments have an id"),
+    };
+    if let Some(id) = try_insert(conn, &key, event_id, payment, subscription_id, period_start, plan).await? {
+        return Ok(Some(id));
+    }
+    let Some(period_start) = period_start else {
+        // A duplicate order or first payment: note the order id if we lacked it.
+        sqlx::query("UPDATE payments SET order_id = COALESCE(order_id, $1) WHERE payment_key = $2")
+            .bind(payment.order_id.as_deref())
+            .bind(&key)
+            .execute(&mut *conn)
+            .await?;
+        return Ok(None);
+    };
+    // The first payment exists: is this its period (then it is the same payment)?
+    let same = sqlx::query(
+        "UPDATE payments SET period_start = $1, transaction_id = COALESCE(transaction_id, $2) \
+         WHERE payment_key = $3 AND (period_start IS NULL OR period_start = $1) RETURNING id",
+    )
+    .bind(period_start)
+    .bind(payment.transaction_id.as_deref())
+    .bind(&key)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if same.is_some() {
+        return Ok(None);
+    }
+    let period_key = format!("sub:{}:{period_start}", subscription_id.unwrap_or_default());
+    try_insert(conn, &period_key, event_id, payment, subscription_id, Some(period_start), plan).await
+}
+
+async fn try_insert(
+    conn: &mut AnyConnection,
+    key: &str,
+    event_id: &str,
+    payment: &Payment,
+    subscription_id: Option<&str>,
+    period_start: Option<&str>,
+    plan: Option<&crate::plans::Plan>,
+) -> Result<Option<i64>, sqlx::Error> {
+    let status = if plan.is_some() { "pending_user" } else { "unknown_product" };
+    let row = sqlx::query(
+        "INSERT INTO payments (payment_key, event_id, order_id, transaction_id, subscription_id, \
+         period_start, product_id, plan, amount_cents, currency, user_id, customer_email, credits, \
+         status, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+         ON CONFLICT DO NOTHING RETURNING id",
+    )
+    .bind(key)
+    .bind(event_id)
+    .bind(payment.order_id.as_deref())
+    .bind(payment.transaction_id.as_deref())
+    .bind(subscription_id)
+    .bind(period_start)
+    .bind(&payment.product_id)
+    .bind(plan.map(|p| p.name.as_str()))
+    .bind(payment.amount_cents)
+    .bind(payment.currency.as_deref())
+    .bind(payment.user_id.as_deref())
+    .bind(payment.customer_email.as_deref())
+    .bind(plan.map_or(0, |p| p.credits))
+    .bind(status)
+    .bind(crate::db::now_ms())
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|row| row.try_get("id")).transpose()
+}
+
+/// The account a payment belongs to: `metadata.userId` if that account
+/// exists, else the one account with the customer's email.
+async fn resolve_user(conn: &mut AnyConnection, payment: &Payment) -> Result<Option<String>, sqlx::Error> {
+    if let Some(user_id) = &payment.user_id {
+        let exists = sqlx::query("SELECT user_id FROM accounts WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+        return Ok(exists.map(|_| user_id.clone()));
+    }
+    let Some(email) = &payment.customer_email else { return Ok(None) };
+    let rows = sqlx::query("SELECT user_id FROM accounts WHERE email = $1 LIMIT 2")
+        .bind(email)
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(if rows.len() == 1 { Some(rows[0].try_get("user_id")?) } else { None })
+}
+
+/// Credits a pending payment to `user_id`: claims the row (locking it), writes
+/// the purchase entry, marks it credited. `None` if someone else credited it.
+pub async fn credit(
+    conn: &mut AnyConnection,
+    payment_id: i64,
+    user_id: &str,
+) -> Result<Option<i64>, LedgerError> {
+    let claimed = sqlx::query(
+        "UPDATE payments SET user_id = $1 WHERE id = $2 AND status = 'pending_user' \
+         RETURNING payment_key, plan, credits, clawed_back",
+    )
+    .bind(user_id)
+    .bind(payment_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = claimed else { return Ok(None) };
+    let key: String = row.try_get("payment_key")?;
+    let plan: Option<String> = row.try_get("plan")?;
+    let credits = row.try_get::<i64, _>("credits")? - row.try_get::<i64, _>("clawed_back")?;
+    if credits <= 0 {
+        sqlx::query("UPDATE payments SET status = 'reversed' WHERE id = $1")
+            .bind(payment_id)
+            .execute(&mut *conn)
+            .await?;
+        return Ok(Some(0));
+    }
+    let reason = format!("{} plan purchase", plan.unwrap_or_default());
+    let reference = format!("creem:{key}");
+    let meta = EntryMeta { reason: Some(&reason), reference: Some(&reference), actor: "creem" };
+    let applied = store::apply(conn, user_id, &Delta::purchase(credits), Guard::None, &meta).await?;
+    sqlx::query(
+        "UPDATE payments SET status = 'credited', grant_entry_id = $1, credited_at = $2 WHERE id = $3",
+    )
+    .bind(applied.entry_id)
+    .bind(crate::db::now_ms())
+    .bind(payment_id)
+    .execute(&mut *conn)
+    .await?;
+    tracing::info!(%user_id, credits, payment = %key, "payment credited");
+    Ok(Some(credits))
+}
+
+/// Credits every pending payment that names this user (by id, or by email
+/// when the payment named no user). Returns the credits granted.
+pub async fn credit_pending(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    email: Option<&str>,
+) -> Result<i64, LedgerError> {
+    let rows = sqlx::query(
+        "SELECT id FROM payments WHERE status = 'pending_user' \
+         AND (user_id = $1 OR (user_id IS NULL AND customer_email = $2)) ORDER BY id",
+    )
+    .bind(user_id)
+    .bind(email.map(str::to_lowercase))
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut total = 0;
+    for row in rows {
+        total += credit(conn, row.try_get("id")?, user_id).await?.unwrap_or(0);
+    }
+    Ok(total)
+}
+
+/// Whether any payment waits for this user (a cheap check before a write).
+pub async fn has_pending(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    email: Option<&str>,
+) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT id FROM payments WHERE status = 'pending_user' \
+         AND (user_id = $1 OR (user_id IS NULL AND customer_email = $2)) LIMIT 1",
+    )
+    .bind(user_id)
+    .bind(email.map(str::to_lowercase))
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.is_some())
+}
+
+/// Records a refund or dispute and claws back its share, at most once.
+pub async fn record_reversal(
+    conn: &mut AnyConnection,
+    reversal: &Reversal,
+) -> Result<ReversalOutcome, LedgerError> {
+    let kind = if reversal.is_dispute { "dispute" } else { "refund" };
+    let inserted = sqlx::query(
+        "INSERT INTO payment_reversals (reversal_id, kind, amount_cents, credits, created_at) \
+         VALUES ($1, $2, $3, 0, $4) ON CONFLICT DO NOTHING RETURNING id",
+    )
+    .bind(&reversal.id)
+    .bind(kind)
+    .bind(reversal.refund_cents.unwrap_or(0))
+    .bind(crate::db::now_ms())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = inserted else { return Ok(ReversalOutcome::Duplicate) };
+    let reversal_row: i64 = row.try_get("id")?;
+    // Lock the payment row for the rest of the transaction.
+    let payment = sqlx::query(
+        "UPDATE payments SET refunded_cents = refunded_cents \
+         WHERE (order_id IS NOT NULL AND order_id = $1) OR (transaction_id IS NOT NULL AND transaction_id = $2) \
+         RETURNING id, payment_key, status, user_id, credits, clawed_back, refunded_cents, amount_cents",
+    )
+    .bind(reversal.order_id.as_deref())
+    .bind(reversal.transaction_id.as_deref())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(payment) = payment else {
+        tracing::warn!(reversal = %reversal.id, "refund or dispute for an unknown payment recorded");
+        return Ok(ReversalOutcome::Unmatched);
+    };
+    let payment_id: i64 = payment.try_get("id")?;
+    let credits: i64 = payment.try_get("credits")?;
+    let clawed_back: i64 = payment.try_get("clawed_back")?;
+    let refunded: i64 = payment.try_get("refunded_cents")?;
+    let amount_cents: i64 = payment.try_get("amount_cents")?;
+    let (take, refunded_after) = match reversal.refund_cents {
+        Some(cents) => (refund_clawback(credits, amount_cents, refunded, cents), refunded + cents),
+        None => (credits - clawed_back, refunded.max(amount_cents)),
+    };
+    let take = take.min(credits - clawed_back).max(0);
+    sqlx::query("UPDATE payments SET refunded_cents = $1, clawed_back = clawed_back + $2 WHERE id = $3")
+        .bind(refunded_after)
+        .bind(take)
+        .bind(payment_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("UPDATE payment_reversals SET payment_id = $1, credits = $2 WHERE id = $3")
+        .bind(payment_id)
+        .bind(take)
+        .bind(reversal_row)
+        .execute(&mut *conn)
+        .await?;
+    let status: String = payment.try_get("status")?;
+    let user_id: Option<String> = payment.try_get("user_id")?;
+    match (status.as_str(), user_id) {
+        ("credited", Some(user_id)) if take > 0 => {
+            let entry_kind = if reversal.is_dispute { EntryKind::Clawback } else { EntryKind::Refund };
+            let key: String = payment.try_get("payment_key")?;
+            let reference = format!("creem:{kind}:{}", reversal.id);
+            let reason = format!("{kind} of {key}");
+            let meta = EntryMeta { reason: Some(&reason), reference: Some(&reference), actor: "creem" };
+            let applied =
+                store::apply(conn, &user_id, &Delta::reversal(entry_kind, take), Guard::None, &meta).await?;
+            sqlx::query("UPDATE payment_reversals SET entry_id = $1 WHERE id = $2")
+                .bind(applied.entry_id)
+                .bind(reversal_row)
+                .execute(&mut *conn)
+                .await?;
+            tracing::info!(%user_id, credits = take, reversal = %reversal.id, "credits clawed back");
+            Ok(ReversalOutcome::ClawedBack { user_id, credits: take })
+        }
+        ("pending_user", _) if clawed_back + take >= credits => {
+            sqlx::query("UPDATE payments SET status = 'reversed' WHERE id = $1")
+                .bind(payment_id)
+                .execute(&mut *conn)
+                .await?;
+            Ok(ReversalOutcome::Recorded)
+        }
+        _ => Ok(ReversalOutcome::Recorded),
+    }
+}

@@ -1,0 +1,168 @@
+//! Buying credits: `POST /api/checkout` creates a Creem checkout for a plan;
+//! `GET /api/test-creem` checks the webhook path without touching a balance;
+//! the admin's view of recorded payments.
+
+use super::{CreditsService, ServiceError};
+use crate::auth::Principal;
+use crate::payments::creem_api::CheckoutRequest;
+use crate::payments::plan_for_product;
+use crate::webhooks::creem;
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use sqlx::Row;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckoutResponse {
+    pub checkout_url: String,
+}
+
+impl CreditsService {
+    /// `POST /api/checkout {plan}`: nothing is stored unless Creem created the checkout.
+    pub async fn checkout(
+        &self,
+        caller: &Principal,
+        body: &Map<String, Value>,
+    ) -> Result<CheckoutResponse, ServiceError> {
+        if let Some(unknown) = body.keys().find(|key| key.as_str() != "plan") {
+            return Err(ServiceError::Invalid(format!("unknown field `{unknown}`")));
+        }
+        let names: Vec<&str> = self.inner.settings.plans.iter().map(|plan| plan.name.as_str()).collect();
+        let plan = body
+            .get("plan")
+            .and_then(Value::as_str)
+            .and_then(|name| self.inner.settings.plan(name))
+            .ok_or_else(|| {
+            ServiceError::Invalid(format!("`plan` must be one of {}", names.join(", ")))
+        })?;
+        if plan.creem_product_id.is_empty() {
+            return Err(ServiceError::Invalid(format!(
+                "plan `{}` has no creem_product_id in the config file, so it cannot be bought",
+                plan.name
+            )));
+        }
+        self.ensure_account(caller).await?;
+        let request_id = format!("req_{}", hex::encode(rand::random::<[u8; 12]>()));
+        let request = CheckoutRequest {
+            product_id: &plan.creem_product_id,
+            request_id: &request_id,
+            user_id: &caller.user_id,
+            email: caller.email.as_deref(),
+            success_url: &self.inner.creem.success_url,
+        };
+        let created = self.inner.creem.api.create_checkout(&request).await.map_err(|error| {
+            tracing::warn!(%error, plan = %plan.name, "creem checkout failed");
+            ServiceError::Upstream(format!("the payment provider failed: {error}; nothing was charged"))
+        })?;
+        sqlx::query(
+            "INSERT INTO checkouts (request_id, user_id, plan, product_id, checkout_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&request_id)
+        .bind(&caller.user_id)
+        .bind(&plan.name)
+        .bind(&plan.creem_product_id)
+        .bind(created.checkout_id.as_deref())
+        .bind(crate::db::now_ms())
+        .execute(&self.inner.db.pool)
+        .await?;
+        tracing::info!(user_id = %caller.user_id, plan = %plan.name, %request_id, "checkout created");
+        Ok(CheckoutResponse { checkout_url: created.checkout_url })
+    }
+
+    /// `GET /api/test-creem`: signs a synthetic `checkout.completed` with the
+    /// configured secret and runs it through the same verification, parsing and
+    /// plan mapping as a real delivery, without storing anything.
+    pub fn test_creem(&self) -> Value {
+        let settings = &self.inner.settings;
+        let secret = self.inner.creem.webhook_secret.as_deref();
+        let products: Vec<Value> = settings
+            .plans
+            .iter()
+            .map(|plan| {
+                json!({"plan": plan.name, "productId": plan.creem_product_id, "credits": plan.credits,
+                       "priceCents": plan.price_cents, "configured": !plan.creem_product_id.is_empty()})
+            })
+            .collect();
+        let sample = settings.plans.iter().find(|plan| !plan.creem_product_id.is_empty());
+        let product_id = sample.map_or("prod_not_configured", |plan| plan.creem_product_id.as_str());
+        let body = json!({
+            "id": "evt_self_test", "eventType": "checkout.completed", "created_at": crate::db::now_ms(),
+            "object": {"id": "ch_self_test", "object": "checkout", "request_id": "req_self_test",
+                "order": {"id": "ord_self_test", "product": product_id,
+                          "amount": sample.map_or(0, |plan| plan.price_cents), "currency": "USD"},
+                "customer": {"email": "self-test@example.com"}, "metadata": {"userId": "user_self_test"}}
+        })
+        .to_string();
+        let signature = secret.map(|secret| creem::sign(secret, body.as_bytes()));
+        let verified = creem::verify(secret, signature.as_deref(), body.as_bytes()).is_ok();
+        let tampered = format!("{body} ");
+        let tampered_rejected = creem::verify(secret, signature.as_deref(), tampered.as_bytes()).is_err();
+        let parsed = creem::parse(body.as_bytes()).ok();
+        let mapping = parsed.as_ref().and_then(|(_, event)| match event {
+            creem::Event::Payment(payment) => plan_for_product(settings, &payment.product_id),
+            _ => None,
+        });
+        let mut problems = Vec::new();
+        if secret.is_none() {
+            problems.push("CREEM_WEBHOOK_SECRET is not set: every webhook is refused");
+        }
+        if !self.inner.creem.api.has_key() {
+            problems.push("CREEM_API_KEY is not set: checkouts cannot be created");
+        }
+        if sample.is_none() {
+            problems.push("no plan has a creem_product_id: no payment can be credited");
+        }
+        json!({
+            "ok": problems.is_empty() && verified && tampered_rejected && mapping.is_some(),
+            "webhookSecretConfigured": secret.is_some(),
+            "apiKeyConfigured": self.inner.creem.api.has_key(),
+            "apiBase": self.inner.creem.api.base(),
+            "syntheticEvent": {
+                "eventType": "checkout.completed",
+                "signatureVerified": verified,
+                "tamperedBodyRejected": tampered_rejected,
+                "parsed": parsed.is_some(),
+                "productId": product_id,
+                "plan": mapping.map(|plan| plan.name.clone()),
+                "credits": mapping.map(|plan| plan.credits),
+            },
+            "products": products,
+            "problems": problems,
+            "balancesChanged": false,
+        })
+    }
+
+    /// Recorded payments, newest first, optionally of one status (admin).
+    pub async fn payments(&self, status: Option<&str>, limit: i64) -> Result<Vec<Value>, ServiceError> {
+        let rows = sqlx::query(
+            "SELECT id, payment_key, product_id, plan, amount_cents, currency, user_id, customer_email, \
+             credits, clawed_back, refunded_cents, status, created_at FROM payments \
+             WHERE ($1 IS NULL OR status = $1) ORDER BY id DESC LIMIT $2",
+        )
+        .bind(status)
+        .bind(limit)
+        .fetch_all(&self.inner.db.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(json!({
+                    "id": row.try_get::<i64, _>("id")?,
+                    "paymentKey": row.try_get::<String, _>("payment_key")?,
+                    "productId": row.try_get::<String, _>("product_id")?,
+                    "plan": row.try_get::<Option<String>, _>("plan")?,
+                    "amountCents": row.try_get::<i64, _>("amount_cents")?,
+                    "currency": row.try_get::<Option<String>, _>("currency")?,
+                    "userId": row.try_get::<Option<String>, _>("user_id")?,
+                    "customerEmail": row.try_get::<Option<String>, _>("customer_email")?,
+                    "credits": row.try_get::<i64, _>("credits")?,
+                    "clawedBack": row.try_get::<i64, _>("clawed_back")?,
+                    "refundedCents": row.try_get::<i64, _>("refunded_cents")?,
+                    "status": row.try_get::<String, _>("status")?,
+                    "createdAt": crate::db::rfc3339(row.try_get("created_at")?),
+                }))
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+}

@@ -66,6 +66,13 @@ pub struct SyncResponse {
     pub user: UserView,
 }
 
+/// `POST /api/checkout`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckoutResponse {
+    pub checkout_url: String,
+}
+
 /// The contract's error body: `{"error":{"code","message",…}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {

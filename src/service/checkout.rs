@@ -4,18 +4,12 @@
 
 use super::{CreditsService, ServiceError};
 use crate::auth::Principal;
+use crate::dto::CheckoutResponse;
 use crate::payments::creem_api::CheckoutRequest;
 use crate::payments::plan_for_product;
 use crate::webhooks::creem;
-use serde::Serialize;
 use serde_json::{json, Map, Value};
 use sqlx::Row;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CheckoutResponse {
-    pub checkout_url: String,
-}
 
 impl CreditsService {
     /// `POST /api/checkout {plan}`: nothing is stored unless Creem created the checkout.

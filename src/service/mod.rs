@@ -5,7 +5,6 @@
 mod checkout;
 mod webhooks;
 
-pub use checkout::CheckoutResponse;
 pub use webhooks::WebhookOutcome;
 
 use crate::auth::clerk::ClerkVerifier;
@@ -131,7 +130,8 @@ impl CreditsService {
         let token = session_token(headers).ok_or(AuthError::Missing)?;
         let claims = verifier.verify(&token).await?;
         let is_admin = self.inner.admins.contains(&claims.sub);
-        Ok(Principal { user_id: claims.sub, email: claims.email, name: claims.name, is_admin })
+        let email = claims.email.map(|email| email.to_lowercase());
+        Ok(Principal { user_id: claims.sub, email, name: claims.name, is_admin })
     }
 
     /// `GET /api/credits`: the caller's figures, creating the account on first use.

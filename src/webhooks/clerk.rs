@@ -148,6 +148,24 @@ pub fn parse(body: &[u8]) -> Result<(String, Event), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn the_parser_never_panics(body in proptest::collection::vec(any::<u8>(), 0..512),
+                                   kind in "user\\.(created|updated|deleted)|.{0,12}",
+                                   id in proptest::option::of(".{0,300}")) {
+            let _ = parse(&body);
+            let event = serde_json::json!({"type": kind, "data": {"id": id, "email_addresses": [{"id": 1}]}});
+            let _ = parse(event.to_string().as_bytes());
+        }
+
+        #[test]
+        fn verification_never_panics(signature in ".{0,200}", timestamp in ".{0,30}", body in ".{0,100}") {
+            let headers = Headers { id: Some("msg"), timestamp: Some(&timestamp), signature: Some(&signature) };
+            let _ = verify(Some(b"key"), headers, body.as_bytes(), 0);
+        }
+    }
 
     const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 

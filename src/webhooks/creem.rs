@@ -338,7 +338,7 @@ mod tests {
         let leaf = prop_oneof![
             Just(Value::Null),
             any::<bool>().prop_map(Value::Bool),
-            any::<i64>().prop_map(|n| Value::from(n)),
+            any::<i64>().prop_map(Value::from),
             ".{0,12}".prop_map(Value::String),
         ];
         leaf.prop_recursive(depth, 32, 6, |inner| {

@@ -8,6 +8,7 @@ use serde_json::Value;
 /// Page size bound for admin lists.
 pub const MAX_ADMIN_PAGE: i64 = 500;
 
+#[cfg(feature = "ssr")]
 fn page(limit: Option<i64>) -> Result<i64, credits::service::ServiceError> {
     let limit = limit.unwrap_or(100);
     if (1..=MAX_ADMIN_PAGE).contains(&limit) {

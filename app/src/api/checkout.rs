@@ -1,7 +1,7 @@
 //! `POST /api/checkout` and `GET /api/test-creem`.
 
 use crate::error::ApiError;
-use credits::service::CheckoutResponse;
+use credits::dto::CheckoutResponse;
 use leptos::prelude::*;
 use leptos::server_fn::codec::{GetUrl, Json};
 use serde_json::{Map, Value};

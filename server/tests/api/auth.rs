@@ -14,13 +14,6 @@ async fn status_of(app: &TestApp, bearer: Option<&str>) -> StatusCode {
     app.post_json("/api/credits", bearer, &body, None).await.status()
 }
 
-async fn accounts(app: &TestApp) -> i64 {
-    use sqlx::Row;
-    let row =
-        sqlx::query("SELECT COUNT(*) AS n FROM accounts").fetch_one(&app.service.db().pool).await.unwrap();
-    row.try_get("n").unwrap()
-}
-
 async fn bad_tokens_are_refused_and_change_nothing(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let sub = unique("user");
@@ -53,7 +46,7 @@ async fn bad_tokens_are_refused_and_change_nothing(backend: Backend) {
     let response = app.get("/api/credits", Some("x.y.z")).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(response.json::<Value>().await.unwrap()["error"]["code"], "unauthenticated");
-    assert_eq!(accounts(&app).await, 0, "refused requests create nothing");
+    assert_eq!(app.count("accounts").await, 0, "refused requests create nothing");
 
     let within_skew = sign(0, None, claims(json!({"exp": t - 3, "nbf": t + 3, "iat": t + 3})));
     assert_eq!(app.get("/api/credits", Some(&within_skew)).await.status(), StatusCode::OK);

@@ -3,8 +3,11 @@
 mod support;
 
 mod auth;
+mod checkout;
+mod clerk_webhooks;
 mod cli;
 mod credits;
+mod creem_webhooks;
 mod idempotency;
 mod ledger_model;
 mod user_sync;

@@ -16,6 +16,42 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 pub const ADMIN: &str = "user_admin";
+pub const CREEM_SECRET: &str = "creem_test_secret_0123456789";
+/// `whsec_` + base64 of "clerk-test-signing-key-32-bytes!".
+pub const CLERK_SECRET: &str = "whsec_Y2xlcmstdGVzdC1zaWduaW5nLWtleS0zMi1ieXRlcyE=";
+pub const STARTER_PRODUCT: &str = "prod_4b3gYBXSHcJ2pPtkT6Ylw3";
+pub const STANDARD_PRODUCT: &str = "prod_7CIbZEZnRC5DWibmoOboOu";
+
+/// The config file every test server reads: the fixtures' product ids.
+fn config_file() -> String {
+    static PATH: OnceLock<String> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let dir = std::env::temp_dir().join("credits-tests");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("config-{}.toml", std::process::id()));
+        let text = format!(
+            "[[plans]]\nname = \"starter\"\ncreem_product_id = \"{STARTER_PRODUCT}\"\n\
+             [[plans]]\nname = \"standard\"\ncreem_product_id = \"{STANDARD_PRODUCT}\"\n\
+             [[plans]]\nname = \"premium\"\ncreem_product_id = \"prod_premium\"\n\
+             [creem]\nrequest_timeout_ms = 500\n"
+        );
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    })
+    .clone()
+}
+
+/// A Creem example delivery from `fixtures/creem`, as JSON to adjust.
+pub fn creem_fixture(name: &str) -> Value {
+    let path = format!("{}/../fixtures/creem/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+}
+
+/// A Clerk example delivery from `fixtures/clerk`.
+pub fn clerk_fixture(name: &str) -> Value {
+    let path = format!("{}/../fixtures/clerk/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -124,6 +160,12 @@ pub fn config(database_url: &str, extra: &[(&str, String)]) -> Config {
         ("CREDITS_ADDR".into(), "127.0.0.1:0".into()),
         ("CLERK_JWT_KEY".into(), key(0).public_pem.clone()),
         ("CREDITS_ADMIN_USER_IDS".into(), ADMIN.into()),
+        ("CREDITS_CONFIG".into(), config_file()),
+        ("CREEM_WEBHOOK_SECRET".into(), CREEM_SECRET.into()),
+        ("CLERK_WEBHOOK_SECRET".into(), CLERK_SECRET.into()),
+        ("CREEM_API_KEY".into(), "creem_test_key".into()),
+        // Nothing listens on the discard port: checkouts fail unless a test serves a fake Creem.
+        ("CREEM_API_BASE".into(), "http://127.0.0.1:9".into()),
     ]);
     for (name, value) in extra {
         vars.insert(name.to_string(), value.clone());
@@ -228,6 +270,47 @@ impl TestApp {
                 None => return entries,
             }
         }
+    }
+
+    /// Delivers a Creem event signed as Creem signs it; returns status and body.
+    pub async fn creem(&self, event: &Value) -> (StatusCode, Value) {
+        let body = serde_json::to_vec(event).unwrap();
+        let signature = credits::webhooks::creem::sign(CREEM_SECRET, &body);
+        let response = self
+            .client
+            .post(self.url("/api/webhooks/creem"))
+            .header("creem-signature", signature)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (response.status(), response.json().await.unwrap())
+    }
+
+    /// Delivers a Clerk event signed as Svix signs it, at `timestamp` (seconds).
+    pub async fn clerk(&self, message_id: &str, event: &Value, timestamp: i64) -> (StatusCode, Value) {
+        let body = serde_json::to_vec(event).unwrap();
+        let key = credits::webhooks::clerk::secret_key(CLERK_SECRET).unwrap();
+        let signature = credits::webhooks::clerk::sign(&key, message_id, timestamp, &body);
+        let response = self
+            .client
+            .post(self.url("/api/webhooks/clerk"))
+            .header("svix-id", message_id)
+            .header("svix-timestamp", timestamp.to_string())
+            .header("svix-signature", signature)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (response.status(), response.json().await.unwrap())
+    }
+
+    /// Rows in a table (for "nothing was stored" checks).
+    pub async fn count(&self, table: &str) -> i64 {
+        use sqlx::Row;
+        let sql = format!("SELECT COUNT(*) AS n FROM {table}");
+        sqlx::query(&sql).fetch_one(&self.service.db().pool).await.unwrap().try_get("n").unwrap()
     }
 
     /// `credits check` on this app's database must be clean.

@@ -37,4 +37,15 @@ if [ ! -x tools/node_modules/.bin/wasm-opt ]; then
   (cd tools && npm install --no-audit --no-fund --silent "binaryen@$BINARYEN_VERSION")
 fi
 
+if [ ! -x /usr/bin/chromium ]; then
+  say "installing Debian's chromium for the browser tests"
+  sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq chromium
+fi
+
+if [ ! -x end2end/node_modules/.bin/playwright ]; then
+  say "installing Playwright (the test runner only; it drives /usr/bin/chromium)"
+  (cd end2end && npm ci --no-audit --no-fund --silent)
+fi
+
 say "toolchain ready: $(cargo-leptos --version), $(wasm-bindgen --version), wasm-opt $(wasm-opt --version | head -1)"

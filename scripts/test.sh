@@ -27,3 +27,6 @@ cargo test -p credits -p credits-server --features credits/ssr
 step "release build of the site (server + WASM) and a smoke test of it"
 LEPTOS_ENV=PROD cargo leptos build --release
 bash scripts/smoke.sh
+
+step "browser tests in Chromium (end2end/)"
+(cd end2end && npx playwright test)

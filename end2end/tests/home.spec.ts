@@ -1,0 +1,25 @@
+import { expect, test } from '@playwright/test';
+import { sessionToken } from '../support/keys';
+
+test('the home page shows the signed-in balance and hydrates without console errors', async ({ page, context }) => {
+  const problems: string[] = [];
+  page.on('console', (message) => {
+    if (message.type() === 'error' || message.type() === 'warning') problems.push(message.text());
+  });
+  page.on('pageerror', (error) => problems.push(error.message));
+  const user = `user_e2e_${Date.now()}`;
+  await context.addCookies([{ name: '__session', value: sessionToken(user), url: 'http://127.0.0.1:3123' }]);
+  const wasm = page.waitForResponse((response) => response.url().endsWith('/pkg/credits.wasm'));
+  await page.goto('/');
+  expect((await wasm).status()).toBe(200);
+  await expect(page.getByTestId('credits-remaining')).toHaveText('8');
+  await expect(page.getByTestId('credits-total')).toHaveText('8');
+  await expect(page.getByTestId('credits-initial')).toHaveText('8');
+  await page.waitForLoadState('networkidle');
+  expect(problems).toEqual([]);
+});
+
+test('without a session the page says why instead of a balance', async ({ page }) => {
+  await page.goto('/');
+  await expect(page.getByTestId('credits-error')).toContainText('session');
+});

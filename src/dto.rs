@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// The `credits` object: the figures a user sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CreditFigures {
     pub remaining: i64,
@@ -15,6 +16,7 @@ pub struct CreditFigures {
 
 /// `GET /api/credits` and the answer of `POST /api/credits`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CreditsView {
     pub user_id: String,
@@ -28,6 +30,7 @@ pub struct CreditsView {
 
 /// One ledger entry as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct EntryView {
     pub id: i64,
@@ -41,6 +44,7 @@ pub struct EntryView {
 
 /// `GET /api/credits/history`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryPage {
     pub entries: Vec<EntryView>,
@@ -49,6 +53,7 @@ pub struct HistoryPage {
 
 /// `GET /api/user/sync` and the `user` of `POST /api/user/sync`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct UserView {
     pub user_id: String,
@@ -60,14 +65,37 @@ pub struct UserView {
 
 /// `POST /api/user/sync`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SyncResponse {
     pub created: bool,
     pub user: UserView,
 }
 
+/// A hold, as `POST /api/holds`, `/capture` and `/release` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct HoldView {
+    pub hold_id: String,
+    pub user_id: String,
+    pub amount: i64,
+    pub captured: i64,
+    pub released: i64,
+    /// `open`, `captured`, `released` or `expired`.
+    pub status: String,
+    pub reason: Option<String>,
+    pub created_at: String,
+    pub expires_at: String,
+    pub resolved_at: Option<String>,
+    /// The user's figures right after this change.
+    pub credits: CreditFigures,
+    pub held: i64,
+}
+
 /// `POST /api/checkout`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CheckoutResponse {
     pub checkout_url: String,
@@ -75,11 +103,13 @@ pub struct CheckoutResponse {
 
 /// The contract's error body: `{"error":{"code","message",…}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorDetail {
     pub code: String,

@@ -19,6 +19,16 @@ pub enum Action {
     Set,
 }
 
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Add => "add",
+            Self::Deduct => "deduct",
+            Self::Set => "set",
+        }
+    }
+}
+
 /// `POST /api/credits`, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangeRequest {

@@ -89,6 +89,7 @@ impl From<credits::service::ServiceError> for ApiError {
             E::NotFound(message) => Self::new("not_found", message),
             E::IdempotencyConflict => Self::new("idempotency_conflict", error.to_string()),
             E::Upstream(message) => Self::new("upstream_error", message),
+            E::HoldResolved(message) => Self::new("hold_resolved", message),
             E::Insufficient { required, remaining } => {
                 let mut api = Self::new(
                     "insufficient_credits",

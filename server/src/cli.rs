@@ -23,6 +23,20 @@ pub enum Command {
     Migrate,
     /// Recompute every account from its ledger; exit 1 with a JSON report on any mismatch.
     Check,
+    /// Worker API keys: create (prints the key once), list, revoke.
+    Apikey {
+        #[command(subcommand)]
+        command: ApikeyCommand,
+    },
+    /// Daily statistics (JSON) in the configured time zone.
+    Stats {
+        /// First day, YYYY-MM-DD.
+        #[arg(long)]
+        from: String,
+        /// Last day (inclusive), YYYY-MM-DD.
+        #[arg(long)]
+        to: String,
+    },
     /// Grant credits to a user as an operator (an `adjust` entry by `cli`).
     Grant {
         #[arg(long)]
@@ -32,6 +46,19 @@ pub enum Command {
         #[arg(long)]
         reason: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApikeyCommand {
+    /// Create a key; it is printed once and stored only as a hash.
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+    /// List keys (never the secrets).
+    List,
+    /// Revoke a key by id.
+    Revoke { id: String },
 }
 
 /// Runs one command; configuration errors exit 2, failed checks 1.
@@ -59,6 +86,8 @@ async fn execute(cli: Cli) -> Result<ExitCode, String> {
                 .await
                 .map_err(|e| format!("CREDITS_ADDR: cannot listen on {}: {e}", config.addr))?;
             tracing::info!(addr = %config.addr, "credits is serving");
+            let interval = std::time::Duration::from_millis(config.sweep_interval_ms);
+            crate::spawn_background(service.clone(), interval);
             crate::serve(listener, crate::router(&config, service)).await.map_err(|e| e.to_string())?;
             Ok(ExitCode::SUCCESS)
         }
@@ -70,6 +99,32 @@ async fn execute(cli: Cli) -> Result<ExitCode, String> {
             let report = service.check().await.map_err(|e| e.to_string())?;
             println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
             Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Apikey { command } => {
+            let pool = &service.db().pool;
+            match command {
+                ApikeyCommand::Create { name } => {
+                    let (id, key) = credits::auth::api_keys::create(pool, &name).await?;
+                    println!("{}", serde_json::json!({"id": id, "name": name.trim(), "key": key}));
+                    eprintln!("Store this key now: it is not shown again.");
+                }
+                ApikeyCommand::List => {
+                    let keys = credits::auth::api_keys::list(pool).await.map_err(|e| e.to_string())?;
+                    println!("{}", serde_json::to_string_pretty(&keys).map_err(|e| e.to_string())?);
+                }
+                ApikeyCommand::Revoke { id } => {
+                    if !credits::auth::api_keys::revoke(pool, &id).await.map_err(|e| e.to_string())? {
+                        return Err(format!("no active API key `{id}`"));
+                    }
+                    println!("{}", serde_json::json!({"revoked": id}));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Stats { from, to } => {
+            let report = service.stats(&from, &to).await.map_err(|e| e.to_string())?;
+            println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+            Ok(ExitCode::SUCCESS)
         }
         Command::Grant { user, amount, reason } => {
             let amount = credits::Credits::parse_positive(amount).map_err(|e| format!("--amount: {e}"))?;

@@ -7,6 +7,7 @@ use credits::auth::clerk::ClerkVerifier;
 use credits::auth::Admins;
 use credits::db::Backend;
 use credits::plans::{Plan, Settings};
+use credits::service::HoldSettings;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -58,6 +59,10 @@ pub struct CreemConfig {
 /// Everything the server reads at start.
 #[derive(Debug, Clone)]
 pub struct Config {
+    pub holds: HoldSettings,
+    pub sweep_interval_ms: u64,
+    pub time_zone: chrono_tz::Tz,
+    pub rate_limits: crate::rate_limit::RateLimitConfig,
     pub creem: CreemConfig,
     /// Decoded `CLERK_WEBHOOK_SECRET`.
     pub clerk_webhook_key: Option<Vec<u8>>,
@@ -77,6 +82,19 @@ struct FileConfig {
     cost_per_video: Option<i64>,
     plans: Option<Vec<FilePlan>>,
     creem: Option<FileCreem>,
+    holds: Option<FileHolds>,
+    /// IANA time zone for daily statistics, e.g. "Asia/Shanghai".
+    time_zone: Option<String>,
+    rate_limits: Option<crate::rate_limit::RateLimitConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileHolds {
+    default_ttl_seconds: Option<i64>,
+    max_ttl_seconds: Option<i64>,
+    /// How often each instance releases expired holds.
+    sweep_interval_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -94,6 +112,10 @@ pub struct FileSettings {
     pub settings: Settings,
     pub creem_timeout_ms: u64,
     pub creem_success_url: Option<String>,
+    pub holds: HoldSettings,
+    pub sweep_interval_ms: u64,
+    pub time_zone: chrono_tz::Tz,
+    pub rate_limits: crate::rate_limit::RateLimitConfig,
 }
 
 /// Bounds on the Creem time-out.
@@ -142,6 +164,8 @@ impl Config {
             .map(|secret| credits::webhooks::clerk::secret_key(&secret))
             .transpose()
             .map_err(|why| ConfigError(format!("CLERK_WEBHOOK_SECRET {why}")))?;
+        let (holds, sweep_interval_ms, time_zone) = (file.holds, file.sweep_interval_ms, file.time_zone);
+        let rate_limits = file.rate_limits.clone();
         let settings = file.settings;
         let clerk = ClerkConfig {
             jwt_key_pem: lookup("CLERK_JWT_KEY"),
@@ -153,6 +177,10 @@ impl Config {
         };
         clerk.verifier()?;
         Ok(Self {
+            holds,
+            sweep_interval_ms,
+            time_zone,
+            rate_limits,
             creem,
             clerk_webhook_key,
             addr,
@@ -228,7 +256,39 @@ pub fn parse_settings(text: &str) -> Result<FileSettings, String> {
         }
     }
     settings.validate()?;
-    Ok(FileSettings { settings, creem_timeout_ms, creem_success_url: creem.success_url })
+    let file_holds = file.holds.unwrap_or_default();
+    let defaults = HoldSettings::default();
+    let holds = HoldSettings {
+        default_ttl_seconds: file_holds.default_ttl_seconds.unwrap_or(defaults.default_ttl_seconds),
+        max_ttl_seconds: file_holds.max_ttl_seconds.unwrap_or(defaults.max_ttl_seconds),
+    };
+    if !(1..=30 * 24 * 3600).contains(&holds.max_ttl_seconds) {
+        return Err("holds.max_ttl_seconds must be 1 to 2592000".into());
+    }
+    if !(1..=holds.max_ttl_seconds).contains(&holds.default_ttl_seconds) {
+        return Err("holds.default_ttl_seconds must be 1 to holds.max_ttl_seconds".into());
+    }
+    let sweep_interval_ms = file_holds.sweep_interval_ms.unwrap_or(1000);
+    if !(50..=60_000).contains(&sweep_interval_ms) {
+        return Err("holds.sweep_interval_ms must be 50 to 60000".into());
+    }
+    let time_zone = match file.time_zone {
+        Some(name) => name
+            .parse::<chrono_tz::Tz>()
+            .map_err(|_| format!("time_zone `{name}` is not an IANA time zone"))?,
+        None => chrono_tz::UTC,
+    };
+    let rate_limits = file.rate_limits.unwrap_or_default();
+    rate_limits.validate()?;
+    Ok(FileSettings {
+        settings,
+        creem_timeout_ms,
+        creem_success_url: creem.success_url,
+        holds,
+        sweep_interval_ms,
+        time_zone,
+        rate_limits,
+    })
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod rate_limit;
 pub mod routes;
 
 use axum::Router;
@@ -39,6 +40,8 @@ pub fn build_service(config: &Config, db: Db) -> Result<CreditsService, config::
             success_url: config.creem.success_url.clone(),
         },
         clerk_webhook_key: config.clerk_webhook_key.clone(),
+        holds: config.holds,
+        stats_time_zone: config.time_zone,
     };
     Ok(CreditsService::new(db, options))
 }
@@ -57,19 +60,47 @@ pub fn router(config: &Config, service: CreditsService) -> Router {
         move || provide_context(service.clone())
     };
     let page_options = options.clone();
+    let limiter = std::sync::Arc::new(rate_limit::RateLimiter::new(config.rate_limits.clone()));
     Router::new()
         .merge(routes::health::router(service.clone()))
+        .merge(routes::metrics::router(service.clone()))
+        .merge(routes::openapi::router())
         .merge(routes::webhooks::router(service.clone()))
+        .merge(routes::holds::router(service.clone()))
+        .merge(routes::admin::router(service.clone()))
         .merge(routes::server_fns::router(context.clone()))
         .leptos_routes_with_context(&options, routes, context, move || shell(page_options.clone()))
+        .route_layer(axum::middleware::from_fn(routes::metrics::track))
         .fallback(leptos_axum::file_and_error_handler(shell))
         .with_state(options)
+        .layer(axum::middleware::from_fn_with_state((service, limiter), routes::limits::rate_limit))
         .layer(axum::middleware::from_fn(routes::limits::limit_body))
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }
 
+/// Work every instance does in the background: releasing expired holds.
+/// Expiry is exactly-once across instances, so every instance may sweep.
+pub fn spawn_background(
+    service: CreditsService,
+    sweep_interval: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(sweep_interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            match credits::holds::expire_due(&service.db().pool, 500).await {
+                Ok(0) => {}
+                Ok(expired) => tracing::info!(expired, "expired holds released"),
+                Err(error) => tracing::warn!(%error, "hold expiry sweep failed; retrying"),
+            }
+        }
+    })
+}
+
 /// Serves on `listener` until the process is told to stop.
 pub async fn serve(listener: TcpListener, app: Router) -> std::io::Result<()> {
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await
 }
 

@@ -1,5 +1,6 @@
 //! Who is calling: a verified principal from the session token, or nobody.
 
+pub mod api_keys;
 pub mod clerk;
 
 use std::collections::HashSet;
@@ -11,6 +12,20 @@ pub struct Principal {
     pub email: Option<String>,
     pub name: Option<String>,
     pub is_admin: bool,
+    /// Set when the caller is a worker API key (then `user_id` is `apikey:<id>`).
+    pub api_key: Option<String>,
+}
+
+impl Principal {
+    /// A signed-in user.
+    pub fn user(user_id: &str, email: Option<String>, name: Option<String>, is_admin: bool) -> Self {
+        Self { user_id: user_id.into(), email, name, is_admin, api_key: None }
+    }
+
+    /// May act on any user's holds and read any user's figures.
+    pub fn acts_for_others(&self) -> bool {
+        self.is_admin || self.api_key.is_some()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -51,6 +51,30 @@ const CHAIN_SQL: &str = "SELECT id, user_id FROM (SELECT id, user_id, amount, ba
      FROM ledger_entries) chain \
      WHERE balance_after <> COALESCE(previous, 0) + amount ORDER BY id";
 
+/// Checks across tables; each query returns the offending `user_id` and `entry_id`.
+const CROSS_CHECKS: [(&str, &str); 5] = [
+    (
+        "SELECT p.user_id, p.grant_entry_id AS entry_id FROM payments p          LEFT JOIN ledger_entries e ON e.id = p.grant_entry_id          WHERE p.status = 'credited' AND (e.id IS NULL OR e.kind <> 'purchase' OR e.user_id <> p.user_id)",
+        "a credited payment has no purchase entry of its user",
+    ),
+    (
+        "SELECT e.user_id, e.id AS entry_id FROM ledger_entries e          LEFT JOIN payments p ON p.grant_entry_id = e.id WHERE e.kind = 'purchase' AND p.id IS NULL",
+        "a purchase entry belongs to no payment",
+    ),
+    (
+        "SELECT a.user_id, CAST(NULL AS BIGINT) AS entry_id FROM accounts a          LEFT JOIN (SELECT user_id, SUM(amount) AS open_amount FROM holds WHERE status = 'open' GROUP BY user_id) h          ON h.user_id = a.user_id WHERE a.held <> COALESCE(h.open_amount, 0)",
+        "held differs from the sum of open holds",
+    ),
+    (
+        "SELECT user_id, id AS entry_id FROM ledger_entries WHERE kind IN ('spend', 'hold') AND balance_after < 0",
+        "a spend or hold went beyond the balance",
+    ),
+    (
+        "SELECT p.user_id, CAST(NULL AS BIGINT) AS entry_id FROM payments p          WHERE p.status = 'credited' AND p.grant_entry_id IS NULL",
+        "a credited payment has no grant",
+    ),
+];
+
 fn figures(row: &sqlx::any::AnyRow, prefix: &str) -> Result<Figures, sqlx::Error> {
     let get = |name: &str| row.try_get::<i64, _>(format!("{prefix}{name}").as_str());
     let (initial, bonus, adjustments) = (get("initial")?, get("bonus")?, get("adjustments")?);
@@ -102,6 +126,17 @@ pub async fn run(pool: &AnyPool) -> Result<CheckReport, sqlx::Error> {
             ledger: None,
             entry_id: Some(row.try_get("id")?),
         });
+    }
+    for (sql, problem) in CROSS_CHECKS {
+        for row in sqlx::query(sql).fetch_all(pool).await? {
+            discrepancies.push(Discrepancy {
+                user_id: row.try_get::<Option<String>, _>("user_id")?.unwrap_or_default(),
+                problem: problem.to_string(),
+                account: None,
+                ledger: None,
+                entry_id: row.try_get("entry_id")?,
+            });
+        }
     }
     Ok(CheckReport {
         ok: discrepancies.is_empty(),

@@ -112,6 +112,21 @@ impl Delta {
         Self { remaining: signed_amount, adjustments: signed_amount, ..Self::of(EntryKind::Adjust) }
     }
 
+    /// Credits reserved by a hold: no longer spendable, not yet used.
+    pub fn hold(amount: i64) -> Self {
+        Self { remaining: -amount, held: amount, ..Self::of(EntryKind::Hold) }
+    }
+
+    /// Held credits spent for good.
+    pub fn capture(amount: i64) -> Self {
+        Self { held: -amount, used: amount, ..Self::of(EntryKind::Capture) }
+    }
+
+    /// Held credits given back (release, the uncaptured rest, or expiry).
+    pub fn release(amount: i64) -> Self {
+        Self { remaining: amount, held: -amount, ..Self::of(EntryKind::Release) }
+    }
+
     /// Credits bought (a Creem payment).
     pub fn purchase(amount: i64) -> Self {
         Self { remaining: amount, bonus: amount, ..Self::of(EntryKind::Purchase) }
@@ -221,6 +236,7 @@ mod tests {
             (1i64..1000).prop_map(Delta::spend),
             (-1000i64..1000).prop_map(Delta::adjust),
             (1i64..1000).prop_map(Delta::purchase),
+            (1i64..1000).prop_map(Delta::hold),
             (1i64..1000).prop_map(|n| Delta::reversal(EntryKind::Refund, n)),
         ]
     }

@@ -2,8 +2,13 @@
 //! axum routes and the CLI all call these, so every door into the ledger goes
 //! through the same authorization, validation and transactions.
 
+mod admin;
 mod checkout;
+mod holds;
 mod webhooks;
+
+pub use admin::{parse_batch, AdjustLine, AdjustResult};
+pub use holds::HoldSettings;
 
 pub use webhooks::WebhookOutcome;
 
@@ -38,6 +43,8 @@ struct Inner {
     admins: Admins,
     creem: CreemOptions,
     clerk_webhook_key: Option<Vec<u8>>,
+    holds: HoldSettings,
+    stats_time_zone: chrono_tz::Tz,
 }
 
 /// Everything the service is configured with, besides the database.
@@ -48,6 +55,9 @@ pub struct ServiceOptions {
     pub creem: CreemOptions,
     /// The decoded key of `CLERK_WEBHOOK_SECRET`.
     pub clerk_webhook_key: Option<Vec<u8>>,
+    pub holds: HoldSettings,
+    /// The operator's time zone, for daily statistics.
+    pub stats_time_zone: chrono_tz::Tz,
 }
 
 /// Creem: the webhook secret, the API client and where buyers return to.
@@ -72,6 +82,9 @@ pub enum ServiceError {
     Insufficient { required: i64, remaining: i64 },
     #[error("this Idempotency-Key was used with a different request")]
     IdempotencyConflict,
+    /// The hold was already captured, released or expired.
+    #[error("{0}")]
+    HoldResolved(String),
     /// A service we depend on (Creem) failed; nothing was changed.
     #[error("{0}")]
     Upstream(String),
@@ -112,8 +125,11 @@ pub struct Replayable<T> {
 
 impl CreditsService {
     pub fn new(db: Db, options: ServiceOptions) -> Self {
-        let ServiceOptions { settings, verifier, admins, creem, clerk_webhook_key } = options;
-        Self { inner: Arc::new(Inner { db, settings, verifier, admins, creem, clerk_webhook_key }) }
+        let ServiceOptions { settings, verifier, admins, creem, clerk_webhook_key, holds, stats_time_zone } =
+            options;
+        let inner =
+            Inner { db, settings, verifier, admins, creem, clerk_webhook_key, holds, stats_time_zone };
+        Self { inner: Arc::new(inner) }
     }
 
     pub fn db(&self) -> &Db {
@@ -124,19 +140,53 @@ impl CreditsService {
         &self.inner.settings
     }
 
-    /// Verifies the caller's session token.
+    /// Verifies the caller: a worker API key (`crk_…`) or a Clerk session token.
     pub async fn authenticate(&self, headers: &http::HeaderMap) -> Result<Principal, ServiceError> {
-        let verifier = self.inner.verifier.as_ref().ok_or(AuthError::NotConfigured)?;
         let token = session_token(headers).ok_or(AuthError::Missing)?;
+        if token.starts_with(crate::auth::api_keys::PREFIX) {
+            let id = crate::auth::api_keys::verify(&self.inner.db.pool, &token)
+                .await?
+                .ok_or_else(|| AuthError::Invalid("unknown or revoked API key".into()))?;
+            return Ok(Principal {
+                user_id: format!("apikey:{id}"),
+                email: None,
+                name: None,
+                is_admin: false,
+                api_key: Some(id),
+            });
+        }
+        let verifier = self.inner.verifier.as_ref().ok_or(AuthError::NotConfigured)?;
         let claims = verifier.verify(&token).await?;
         let is_admin = self.inner.admins.contains(&claims.sub);
         let email = claims.email.map(|email| email.to_lowercase());
-        Ok(Principal { user_id: claims.sub, email, name: claims.name, is_admin })
+        Ok(Principal::user(&claims.sub, email, claims.name, is_admin))
     }
 
-    /// `GET /api/credits`: the caller's figures, creating the account on first use.
-    pub async fn credits_view(&self, caller: &Principal) -> Result<CreditsView, ServiceError> {
-        let (account, _) = self.ensure_account(caller).await?;
+    /// `GET /api/credits[?userId=]`: the caller's figures (creating the account on
+    /// first use), or, for admins and API keys, an existing user's.
+    pub async fn credits_view(
+        &self,
+        caller: &Principal,
+        target: Option<&str>,
+    ) -> Result<CreditsView, ServiceError> {
+        let account = match target.filter(|target| *target != caller.user_id) {
+            Some(target) => {
+                if !caller.acts_for_others() {
+                    return Err(ServiceError::Forbidden(
+                        "only admins and API keys may read other users".into(),
+                    ));
+                }
+                store::load(&mut *self.inner.db.pool.acquire().await?, target)
+                    .await?
+                    .ok_or(LedgerError::NoAccount)?
+            }
+            None => {
+                if caller.api_key.is_some() {
+                    return Err(ServiceError::Invalid("an API key must name the user: ?userId=".into()));
+                }
+                self.ensure_account(caller).await?.0
+            }
+        };
         let mut conn = self.inner.db.pool.acquire().await?;
         self.view_of(&mut conn, account).await
     }
@@ -148,8 +198,9 @@ impl CreditsService {
         body: &Map<String, Value>,
         idempotency_key: Option<&str>,
     ) -> Result<Replayable<CreditsView>, ServiceError> {
+        users_only(caller)?;
         let request = ChangeRequest::parse(body).map_err(ServiceError::Invalid)?;
-        let key = idempotency_key.map(IdempotencyKey::parse).transpose().map_err(ServiceError::Invalid)?;
+        let key = parse_key(idempotency_key)?;
         let target = request.user_id.clone().unwrap_or_else(|| caller.user_id.clone());
         let needs_admin = request.action != Action::Deduct || target != caller.user_id;
         if needs_admin && !caller.is_admin {
@@ -165,25 +216,32 @@ impl CreditsService {
         let hash = idempotency::request_hash("POST /api/credits", &Value::Object(body.clone()).to_string());
 
         let mut tx = self.inner.db.pool.begin().await?;
-        if let Some(key) = &key {
-            match idempotency::claim(&mut tx, &caller.user_id, key, &hash).await? {
-                Claim::New => {}
-                Claim::Conflict => return Err(ServiceError::IdempotencyConflict),
-                Claim::Replay { body, .. } => {
-                    let value =
-                        serde_json::from_str(&body).map_err(|e| ServiceError::Internal(e.to_string()))?;
-                    return Ok(Replayable { value, replayed: true });
-                }
-            }
+        if let Some(value) = claim_key(&mut tx, &caller.user_id, key.as_ref(), &hash).await? {
+            return Ok(Replayable { value, replayed: true });
         }
+        let before = if caller.is_admin {
+            Some(store::lock(&mut tx, &target).await?.ok_or(LedgerError::NoAccount)?.figures)
+        } else {
+            None
+        };
         let meta = EntryMeta { reason: request.reason.as_deref(), reference: None, actor: &actor };
         apply_change(&mut tx, &target, &request, &meta).await?;
         let account = store::load(&mut tx, &target).await?.ok_or(LedgerError::NoAccount)?;
-        let view = self.view_of(&mut tx, account).await?;
-        if let Some(key) = &key {
-            let body = serde_json::to_string(&view).map_err(|e| ServiceError::Internal(e.to_string()))?;
-            idempotency::complete(&mut tx, &caller.user_id, key, 200, &body).await?;
+        if let Some(before) = &before {
+            let action = format!("credits.{}", request.action.as_str());
+            let reason = request.reason.as_deref().unwrap_or("(no reason given)");
+            let entry = crate::audit::Action {
+                actor: &actor,
+                action: &action,
+                target_user: Some(&target),
+                reason,
+                before: Some(before),
+                after: Some(&account.figures),
+            };
+            crate::audit::record(&mut tx, &entry).await?;
         }
+        let view = self.view_of(&mut tx, account).await?;
+        store_response(&mut tx, &caller.user_id, key.as_ref(), &view).await?;
         tx.commit().await?;
         tracing::info!(user_id = %target, actor = %actor, action = ?request.action,
             amount = request.amount.get(), remaining = view.credits.remaining, "credits changed");
@@ -197,6 +255,7 @@ impl CreditsService {
         limit: Option<i64>,
         before: Option<i64>,
     ) -> Result<HistoryPage, ServiceError> {
+        users_only(caller)?;
         let (limit, before) = parse_page(limit, before).map_err(ServiceError::Invalid)?;
         self.ensure_account(caller).await?;
         let mut conn = self.inner.db.pool.acquire().await?;
@@ -209,12 +268,14 @@ impl CreditsService {
 
     /// `GET /api/user/sync`.
     pub async fn user(&self, caller: &Principal) -> Result<UserView, ServiceError> {
+        users_only(caller)?;
         let (account, _) = self.ensure_account(caller).await?;
         Ok(user_view(&account))
     }
 
     /// `POST /api/user/sync`: creates or updates the caller (initial grant exactly once).
     pub async fn sync_user(&self, caller: &Principal) -> Result<SyncResponse, ServiceError> {
+        users_only(caller)?;
         let (account, created) = self.ensure_account(caller).await?;
         Ok(SyncResponse { created, user: user_view(&account) })
     }
@@ -226,7 +287,7 @@ impl CreditsService {
         amount: crate::Credits,
         reason: &str,
     ) -> Result<Figures, ServiceError> {
-        let principal = Principal { user_id: user_id.into(), email: None, name: None, is_admin: false };
+        let principal = Principal::user(user_id, None, None, false);
         self.ensure_account(&principal).await?;
         let mut tx = self.inner.db.pool.begin().await?;
         let meta = EntryMeta { reason: Some(reason), reference: None, actor: "cli" };
@@ -243,7 +304,7 @@ impl CreditsService {
 
     /// Reads the caller's account, creating it with the initial grant the first
     /// time; returns whether this call created it.
-    async fn ensure_account(&self, caller: &Principal) -> Result<(Account, bool), ServiceError> {
+    pub(crate) async fn ensure_account(&self, caller: &Principal) -> Result<(Account, bool), ServiceError> {
         let pool = &self.inner.db.pool;
         let (email, name) = (caller.email.as_deref(), caller.name.as_deref());
         // Each step holds at most one connection, so a burst of first requests
@@ -310,8 +371,52 @@ impl CreditsService {
     }
 }
 
+/// Refuses API keys on routes that belong to signed-in users.
+fn users_only(caller: &Principal) -> Result<(), ServiceError> {
+    match caller.api_key {
+        Some(_) => Err(ServiceError::Forbidden(
+            "API keys may only hold, capture and release credits and read a user's figures".into(),
+        )),
+        None => Ok(()),
+    }
+}
+
+pub(crate) fn parse_key(raw: Option<&str>) -> Result<Option<IdempotencyKey>, ServiceError> {
+    raw.map(IdempotencyKey::parse).transpose().map_err(ServiceError::Invalid)
+}
+
+/// Claims an Idempotency-Key in `tx`; `Some` is the stored first response.
+pub(crate) async fn claim_key<T: serde::de::DeserializeOwned>(
+    tx: &mut AnyConnection,
+    scope: &str,
+    key: Option<&IdempotencyKey>,
+    hash: &str,
+) -> Result<Option<T>, ServiceError> {
+    let Some(key) = key else { return Ok(None) };
+    match idempotency::claim(tx, scope, key, hash).await? {
+        Claim::New => Ok(None),
+        Claim::Conflict => Err(ServiceError::IdempotencyConflict),
+        Claim::Replay { body, .. } => {
+            serde_json::from_str(&body).map(Some).map_err(|e| ServiceError::Internal(e.to_string()))
+        }
+    }
+}
+
+/// Stores the response for a claimed key, in the effect's transaction.
+pub(crate) async fn store_response<T: serde::Serialize>(
+    tx: &mut AnyConnection,
+    scope: &str,
+    key: Option<&IdempotencyKey>,
+    value: &T,
+) -> Result<(), ServiceError> {
+    let Some(key) = key else { return Ok(()) };
+    let body = serde_json::to_string(value).map_err(|e| ServiceError::Internal(e.to_string()))?;
+    idempotency::complete(tx, scope, key, 200, &body).await?;
+    Ok(())
+}
+
 /// The ledger write for one change request.
-async fn apply_change(
+pub(crate) async fn apply_change(
     conn: &mut AnyConnection,
     target: &str,
     request: &ChangeRequest,
@@ -335,7 +440,7 @@ async fn apply_change(
     Ok(())
 }
 
-fn entry_view(entry: Entry) -> EntryView {
+pub(crate) fn entry_view(entry: Entry) -> EntryView {
     EntryView {
         id: entry.id,
         kind: entry.kind,
@@ -347,7 +452,7 @@ fn entry_view(entry: Entry) -> EntryView {
     }
 }
 
-fn user_view(account: &Account) -> UserView {
+pub(crate) fn user_view(account: &Account) -> UserView {
     UserView {
         user_id: account.user_id.clone(),
         email: account.email.clone(),

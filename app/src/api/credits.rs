@@ -7,12 +7,17 @@ use leptos::server_fn::codec::{GetUrl, Json};
 use serde_json::{Map, Value};
 
 /// The caller's figures and recent entries; creates the account on first use.
+/// Admins and API keys may pass `?userId=` to read an existing user.
 #[server(prefix = "/api", endpoint = "credits", input = GetUrl)]
-pub async fn get_credits() -> Result<CreditsView, ApiError> {
+pub async fn get_credits(
+    #[server(default)]
+    #[server(rename = "userId")]
+    user_id: Option<String>,
+) -> Result<CreditsView, ApiError> {
     use super::{caller, fail, service};
     let service = service()?;
     let caller = caller(&service).await?;
-    service.credits_view(&caller).await.map_err(fail)
+    service.credits_view(&caller, user_id.as_deref()).await.map_err(fail)
 }
 
 /// `{"action":"add"|"deduct"|"set","amount","reason"?,"userId"?}`, honouring

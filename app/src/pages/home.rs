@@ -5,7 +5,7 @@ use leptos::prelude::*;
 
 #[component]
 pub fn HomePage() -> impl IntoView {
-    let credits = Resource::new(|| (), |_| get_credits());
+    let credits = Resource::new(|| (), |_| get_credits(None));
     view! {
         <section class="card balance">
             <h1>"Your credits"</h1>

@@ -1,10 +1,14 @@
 //! Request bounds: every body is capped before anyone reads it.
 
+use crate::rate_limit::{RateLimiter, RouteClass};
 use axum::body::Body;
-use axum::extract::Request;
-use axum::http::{header, StatusCode};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
+use credits::service::CreditsService;
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// The largest request body accepted anywhere (webhooks included).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -27,4 +31,54 @@ pub async fn limit_body(request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
     let body = Body::new(http_body_util::Limited::new(body, MAX_BODY_BYTES));
     next.run(Request::from_parts(parts, body)).await
+}
+
+/// Which limit a request counts against, if any.
+fn class_of(method: &Method, path: &str) -> Option<RouteClass> {
+    if method != Method::POST {
+        return None;
+    }
+    match path {
+        "/api/auth/sign-in" => Some(RouteClass::SignIn),
+        "/api/auth/sign-up" => Some(RouteClass::SignUp),
+        "/api/credits" | "/api/checkout" => Some(RouteClass::Spend),
+        _ if path.starts_with("/api/holds") => Some(RouteClass::Spend),
+        _ if path.starts_with("/api/webhooks/") => Some(RouteClass::Webhook),
+        _ => None,
+    }
+}
+
+/// Applies `[rate_limits]`: per client IP, and per verified caller where the
+/// request carries a valid session or API key. 429 with `Retry-After`.
+pub async fn rate_limit(
+    State((service, limiter)): State<(CreditsService, Arc<RateLimiter>)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(class) = class_of(request.method(), request.uri().path()) else {
+        return next.run(request).await;
+    };
+    let ip = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip().to_string());
+    let mut verdict = limiter.check(class, &format!("ip:{}", ip.unwrap_or_default()));
+    if verdict.is_ok() && limiter.enabled(class) {
+        if let Ok(caller) = service.authenticate(request.headers()).await {
+            verdict = limiter.check(class, &format!("user:{}", caller.user_id));
+        }
+    }
+    match verdict {
+        Ok(()) => next.run(request).await,
+        Err(retry_after) => {
+            metrics::counter!("rate_limited_total").increment(1);
+            let mut response = super::error_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many requests; retry later",
+            );
+            let seconds = retry_after.as_secs().max(1).to_string();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_str(&seconds).expect("digits"));
+            response
+        }
+    }
 }

@@ -27,7 +27,7 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn principal(user_id: &str, is_admin: bool) -> Principal {
-    Principal { user_id: user_id.into(), email: None, name: None, is_admin }
+    Principal::user(user_id, None, None, is_admin)
 }
 
 async fn the_ledger_matches_its_model(backend: Backend) {
@@ -45,7 +45,7 @@ async fn the_ledger_matches_its_model(backend: Backend) {
             tokio::task::block_in_place(|| {
                 handle.block_on(async move {
                     let mut model = Figures::default().apply(&Delta::initial(8)).unwrap();
-                    service.credits_view(&caller).await.unwrap();
+                    service.credits_view(&caller, None).await.unwrap();
                     for op in ops {
                         let (who, body, delta) = match op {
                             Op::Deduct(n) => {

@@ -33,7 +33,8 @@ fn config_file() -> String {
             "[[plans]]\nname = \"starter\"\ncreem_product_id = \"{STARTER_PRODUCT}\"\n\
              [[plans]]\nname = \"standard\"\ncreem_product_id = \"{STANDARD_PRODUCT}\"\n\
              [[plans]]\nname = \"premium\"\ncreem_product_id = \"prod_premium\"\n\
-             [creem]\nrequest_timeout_ms = 500\n"
+             [creem]\nrequest_timeout_ms = 500\n\
+             [holds]\nsweep_interval_ms = 100\n"
         );
         std::fs::write(&path, text).unwrap();
         path.display().to_string()
@@ -201,6 +202,10 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(credits_server::serve(listener, app));
+        credits_server::spawn_background(
+            service.clone(),
+            std::time::Duration::from_millis(config.sweep_interval_ms),
+        );
         let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
         Self { base, client, service }
     }

@@ -1,0 +1,206 @@
+//! Holds: reserve credits before a long job, then capture (all or part) or
+//! release them. Each hold resolves exactly once: the resolving UPDATE only
+//! matches an open hold, so capture, release and expiry racing on any number
+//! of processes leave exactly one winner; the losers see `Resolved`.
+
+use crate::ledger::store::{self, EntryMeta, Guard, LedgerError};
+use crate::ledger::{Delta, Figures};
+use sqlx::{AnyConnection, AnyPool, Row};
+
+/// One hold row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    pub id: String,
+    pub user_id: String,
+    pub amount: i64,
+    pub captured: i64,
+    pub status: String,
+    pub reason: Option<String>,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+    pub resolved_at_ms: Option<i64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HoldError {
+    #[error("no such hold")]
+    NotFound,
+    #[error("the hold is already {0}")]
+    Resolved(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+impl From<sqlx::Error> for HoldError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Ledger(LedgerError::Database(error))
+    }
+}
+
+/// How a hold ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolution {
+    /// Capture this much (all when `None`); the rest is released.
+    Capture(Option<i64>),
+    Release,
+    /// Released because `expires_at` passed.
+    Expire,
+}
+
+const HOLD_COLUMNS: &str =
+    "id, user_id, amount, captured, status, reason, created_at, expires_at, resolved_at";
+
+fn hold_from_row(row: &sqlx::any::AnyRow) -> Result<Hold, sqlx::Error> {
+    Ok(Hold {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        amount: row.try_get("amount")?,
+        captured: row.try_get("captured")?,
+        status: row.try_get("status")?,
+        reason: row.try_get("reason")?,
+        created_at_ms: row.try_get("created_at")?,
+        expires_at_ms: row.try_get("expires_at")?,
+        resolved_at_ms: row.try_get("resolved_at")?,
+    })
+}
+
+pub async fn load(conn: &mut AnyConnection, hold_id: &str) -> Result<Option<Hold>, sqlx::Error> {
+    let sql = format!("SELECT {HOLD_COLUMNS} FROM holds WHERE id = $1");
+    let row = sqlx::query(&sql).bind(hold_id).fetch_optional(&mut *conn).await?;
+    row.as_ref().map(hold_from_row).transpose()
+}
+
+/// Reserves `amount` of `user_id`'s credits until `expires_at_ms`. The debit is
+/// the same conditional UPDATE as a spend, so holds never overdraw.
+pub async fn create(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    amount: i64,
+    expires_at_ms: i64,
+    reason: Option<&str>,
+    actor: &str,
+) -> Result<(Hold, Figures), HoldError> {
+    let id = format!("hold_{}", hex::encode(rand::random::<[u8; 12]>()));
+    let reference = format!("hold:{id}");
+    let meta = EntryMeta { reason, reference: Some(&reference), actor };
+    let applied = store::apply(conn, user_id, &Delta::hold(amount), Guard::Covered(amount), &meta).await?;
+    let now = crate::db::now_ms();
+    let sql = format!(
+        "INSERT INTO holds (id, user_id, amount, status, reason, actor, created_at, expires_at) \
+         VALUES ($1, $2, $3, 'open', $4, $5, $6, $7) RETURNING {HOLD_COLUMNS}"
+    );
+    let row = sqlx::query(&sql)
+        .bind(&id)
+        .bind(user_id)
+        .bind(amount)
+        .bind(reason)
+        .bind(actor)
+        .bind(now)
+        .bind(expires_at_ms)
+        .fetch_one(&mut *conn)
+        .await?;
+    metrics::counter!("credits_held_total").increment(amount as u64);
+    Ok((hold_from_row(&row)?, applied.figures))
+}
+
+/// Resolves an open hold once and writes its entries. Capture and release
+/// only win before `expires_at`; expiry only after it.
+pub async fn resolve(
+    conn: &mut AnyConnection,
+    hold_id: &str,
+    resolution: Resolution,
+    actor: &str,
+    now_ms: i64,
+) -> Result<(Hold, Figures), HoldError> {
+    let (status, capture, timing) = match resolution {
+        Resolution::Capture(amount) => ("captured", amount, "expires_at > $4"),
+        Resolution::Release => ("released", Some(0), "expires_at > $4"),
+        Resolution::Expire => ("expired", Some(0), "expires_at <= $4"),
+    };
+    if capture.is_some_and(|amount| amount < 0) {
+        return Err(HoldError::Invalid("`amount` must be positive".into()));
+    }
+    let sql = format!(
+        "UPDATE holds SET status = $1, captured = COALESCE($2, amount), resolved_at = $4 \
+         WHERE id = $3 AND status = 'open' AND {timing} AND amount >= COALESCE($2, 0) \
+         RETURNING {HOLD_COLUMNS}"
+    );
+    let row = sqlx::query(&sql)
+        .bind(status)
+        .bind(capture)
+        .bind(hold_id)
+        .bind(now_ms)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(row) = row else {
+        return Err(explain(conn, hold_id, capture, now_ms).await);
+    };
+    let hold = hold_from_row(&row)?;
+    let reference = format!("hold:{}", hold.id);
+    let reason = match resolution {
+        Resolution::Expire => Some("hold expired"),
+        _ => hold.reason.as_deref(),
+    };
+    let meta = EntryMeta { reason, reference: Some(&reference), actor };
+    let mut figures = None;
+    if hold.captured > 0 {
+        figures = Some(
+            store::apply(conn, &hold.user_id, &Delta::capture(hold.captured), Guard::None, &meta).await?,
+        );
+        metrics::counter!("credits_spent_total").increment(hold.captured as u64);
+    }
+    let rest = hold.amount - hold.captured;
+    if rest > 0 {
+        figures = Some(store::apply(conn, &hold.user_id, &Delta::release(rest), Guard::None, &meta).await?);
+    }
+    if resolution == Resolution::Expire {
+        metrics::counter!("hold_expiries_total").increment(1);
+    }
+    tracing::info!(hold_id = %hold.id, user_id = %hold.user_id, status, captured = hold.captured, released = rest, "hold resolved");
+    Ok((hold, figures.expect("a hold has a positive amount").figures))
+}
+
+async fn explain(conn: &mut AnyConnection, hold_id: &str, capture: Option<i64>, now_ms: i64) -> HoldError {
+    match load(conn, hold_id).await {
+        Err(error) => error.into(),
+        Ok(None) => HoldError::NotFound,
+        Ok(Some(hold)) if hold.status != "open" => HoldError::Resolved(hold.status),
+        Ok(Some(hold)) if hold.expires_at_ms <= now_ms => HoldError::Resolved("expired".into()),
+        Ok(Some(hold)) if capture.is_some_and(|amount| amount > hold.amount) => {
+            HoldError::Invalid(format!("`amount` must be at most the held {}", hold.amount))
+        }
+        Ok(Some(_)) => HoldError::Invalid("the hold cannot be resolved that way".into()),
+    }
+}
+
+/// Releases every open hold whose time is up. Safe on any number of
+/// processes at once, and after downtime: each hold expires exactly once.
+pub async fn expire_due(pool: &AnyPool, limit: i64) -> Result<usize, HoldError> {
+    let now = crate::db::now_ms();
+    let due: Vec<String> = sqlx::query(
+        "SELECT id FROM holds WHERE status = 'open' AND expires_at <= $1 ORDER BY expires_at LIMIT $2",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|row| row.try_get("id"))
+    .collect::<Result<_, _>>()?;
+    let mut expired = 0;
+    for id in due {
+        let mut tx = pool.begin().await?;
+        match resolve(&mut tx, &id, Resolution::Expire, "system", now).await {
+            Ok(_) => {
+                tx.commit().await?;
+                expired += 1;
+            }
+            // Another process resolved it first.
+            Err(HoldError::Resolved(_)) | Err(HoldError::Invalid(_)) => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(expired)
+}

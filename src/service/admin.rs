@@ -1,0 +1,243 @@
+//! The admin API: search users, one user's figures and ledger, batch
+//! adjustments (one transaction per line, each audited), the audit log,
+//! statistics and the consistency check.
+
+use super::{apply_change, user_view, CreditsService, ServiceError};
+use crate::audit;
+use crate::auth::Principal;
+use crate::ledger::store::{self, EntryMeta, LedgerError};
+use crate::requests::{ChangeRequest, MAX_REASON_CHARS};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use sqlx::Row;
+
+/// Lines one batch may carry.
+pub const MAX_BATCH_LINES: usize = 1000;
+/// Users one search returns.
+pub const MAX_SEARCH_RESULTS: i64 = 50;
+
+/// One line of a batch adjustment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdjustLine {
+    pub user_id: String,
+    pub action: String,
+    pub amount: Value,
+    pub reason: String,
+}
+
+/// The outcome of one line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdjustResult {
+    pub line: usize,
+    pub user_id: String,
+    pub ok: bool,
+    pub error: Option<Value>,
+    pub credits: Option<crate::dto::CreditFigures>,
+}
+
+/// Reads a batch as JSON `{"adjustments":[{userId, action, amount, reason}]}` or as
+/// CSV `userId,action,amount,reason` (a header line is allowed).
+pub fn parse_batch(content_type: &str, body: &[u8]) -> Result<Vec<AdjustLine>, ServiceError> {
+    let invalid = |message: String| ServiceError::Invalid(message);
+    let lines: Vec<AdjustLine> = if content_type.starts_with("text/csv") {
+        let text = std::str::from_utf8(body).map_err(|_| invalid("the CSV must be UTF-8".into()))?;
+        text.lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty() && !line.starts_with("userId,"))
+            .map(|line| {
+                let mut fields = line.splitn(4, ',');
+                let mut next = || fields.next().unwrap_or("").trim().to_string();
+                let (user_id, action, amount, reason) = (next(), next(), next(), next());
+                let amount = amount.parse::<i64>().map(Value::from).unwrap_or(Value::String(amount));
+                AdjustLine { user_id, action, amount, reason }
+            })
+            .collect()
+    } else {
+        let value: Value =
+            serde_json::from_slice(body).map_err(|e| invalid(format!("the body is not JSON: {e}")))?;
+        let object = value.as_object().ok_or_else(|| invalid("the body must be an object".into()))?;
+        if let Some(unknown) = object.keys().find(|key| key.as_str() != "adjustments") {
+            return Err(invalid(format!("unknown field `{unknown}`")));
+        }
+        let items = object
+            .get("adjustments")
+            .and_then(Value::as_array)
+            .ok_or_else(|| invalid("`adjustments` must be a list".into()))?;
+        items
+            .iter()
+            .map(|item| {
+                let text = |name: &str| item.get(name).and_then(Value::as_str).unwrap_or("").to_string();
+                AdjustLine {
+                    user_id: text("userId"),
+                    action: text("action"),
+                    amount: item.get("amount").cloned().unwrap_or(Value::Null),
+                    reason: text("reason"),
+                }
+            })
+            .collect()
+    };
+    if lines.is_empty() || lines.len() > MAX_BATCH_LINES {
+        return Err(invalid(format!("a batch has 1 to {MAX_BATCH_LINES} lines")));
+    }
+    Ok(lines)
+}
+
+impl CreditsService {
+    fn require_admin(caller: &Principal) -> Result<(), ServiceError> {
+        if caller.is_admin {
+            Ok(())
+        } else {
+            Err(ServiceError::Forbidden("admins only".into()))
+        }
+    }
+
+    /// `GET /api/admin/users?q=`: by user id or email, case-insensitive substring.
+    pub async fn search_users(&self, caller: &Principal, query: &str) -> Result<Value, ServiceError> {
+        Self::require_admin(caller)?;
+        if query.chars().count() > 255 {
+            return Err(ServiceError::Invalid("`q` must be at most 255 characters".into()));
+        }
+        let pattern = format!("%{}%", query.to_lowercase().replace(['%', '_'], ""));
+        let rows = sqlx::query(
+            "SELECT user_id FROM accounts WHERE lower(user_id) LIKE $1 OR lower(COALESCE(email, '')) LIKE $1 \
+             ORDER BY created_at DESC LIMIT $2",
+        )
+        .bind(&pattern)
+        .bind(MAX_SEARCH_RESULTS)
+        .fetch_all(&self.inner.db.pool)
+        .await?;
+        let mut users = Vec::new();
+        let mut conn = self.inner.db.pool.acquire().await?;
+        for row in rows {
+            let user_id: String = row.try_get("user_id")?;
+            if let Some(account) = store::load(&mut conn, &user_id).await? {
+                users.push(json!({"user": user_view(&account), "status": account.status, "held": account.figures.held}));
+            }
+        }
+        Ok(json!({ "users": users }))
+    }
+
+    /// `GET /api/admin/users/{id}`: figures, ledger, open holds and audit entries.
+    pub async fn user_detail(&self, caller: &Principal, user_id: &str) -> Result<Value, ServiceError> {
+        Self::require_admin(caller)?;
+        let mut conn = self.inner.db.pool.acquire().await?;
+        let account = store::load(&mut conn, user_id).await?.ok_or(LedgerError::NoAccount)?;
+        let entries = store::entries_before(&mut conn, user_id, None, 100).await?;
+        let holds = sqlx::query(
+            "SELECT id, amount, expires_at FROM holds WHERE user_id = $1 AND status = 'open' ORDER BY created_at",
+        )
+        .bind(user_id)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(json!({"holdId": row.try_get::<String, _>("id")?, "amount": row.try_get::<i64, _>("amount")?,
+                      "expiresAt": crate::db::rfc3339(row.try_get("expires_at")?)}))
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        let audit = audit::list(&self.inner.db.pool, Some(user_id), 100).await?;
+        Ok(json!({
+            "user": user_view(&account),
+            "status": account.status,
+            "held": account.figures.held,
+            "ledger": entries.into_iter().map(super::entry_view).collect::<Vec<_>>(),
+            "openHolds": holds,
+            "audit": audit,
+        }))
+    }
+
+    /// `POST /api/admin/adjust`: each line in its own transaction with its audit entry.
+    pub async fn adjust_batch(
+        &self,
+        caller: &Principal,
+        lines: Vec<AdjustLine>,
+    ) -> Result<Vec<AdjustResult>, ServiceError> {
+        Self::require_admin(caller)?;
+        let actor = format!("admin:{}", caller.user_id);
+        let mut results = Vec::with_capacity(lines.len());
+        for (index, line) in lines.into_iter().enumerate() {
+            let outcome = self.adjust_line(&actor, &line).await;
+            let (ok, error, credits) = match outcome {
+                Ok(figures) => (true, None, Some(figures.as_dto())),
+                Err(error) => {
+                    let (code, message) = error.code_and_message();
+                    (false, Some(json!({"code": code, "message": message})), None)
+                }
+            };
+            results.push(AdjustResult { line: index + 1, user_id: line.user_id, ok, error, credits });
+        }
+        Ok(results)
+    }
+
+    async fn adjust_line(
+        &self,
+        actor: &str,
+        line: &AdjustLine,
+    ) -> Result<crate::ledger::Figures, ServiceError> {
+        let reason = line.reason.trim();
+        if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
+            return Err(ServiceError::Invalid(format!(
+                "`reason` is required (1 to {MAX_REASON_CHARS} characters)"
+            )));
+        }
+        let mut body = Map::new();
+        body.insert("action".into(), Value::String(line.action.clone()));
+        body.insert("amount".into(), line.amount.clone());
+        body.insert("reason".into(), Value::String(reason.to_string()));
+        body.insert("userId".into(), Value::String(line.user_id.clone()));
+        let request = ChangeRequest::parse(&body).map_err(ServiceError::Invalid)?;
+        let target = request.user_id.clone().unwrap_or_default();
+        let mut tx = self.inner.db.pool.begin().await?;
+        let before = store::lock(&mut tx, &target).await?.ok_or(LedgerError::NoAccount)?.figures;
+        let meta = EntryMeta { reason: Some(reason), reference: None, actor };
+        apply_change(&mut tx, &target, &request, &meta).await?;
+        let after = store::load(&mut tx, &target).await?.ok_or(LedgerError::NoAccount)?.figures;
+        let action = format!("batch.{}", request.action.as_str());
+        let entry = audit::Action {
+            actor,
+            action: &action,
+            target_user: Some(&target),
+            reason,
+            before: Some(&before),
+            after: Some(&after),
+        };
+        audit::record(&mut tx, &entry).await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    /// `GET /api/admin/audit`.
+    pub async fn audit_log(
+        &self,
+        caller: &Principal,
+        user_id: Option<&str>,
+        limit: i64,
+    ) -> Result<Value, ServiceError> {
+        Self::require_admin(caller)?;
+        Ok(json!({ "entries": audit::list(&self.inner.db.pool, user_id, limit).await? }))
+    }
+
+    /// `GET /api/admin/stats?from=&to=` and `credits stats`.
+    pub async fn stats(&self, from: &str, to: &str) -> Result<crate::stats::StatsReport, ServiceError> {
+        let (from, to) = crate::stats::parse_range(from, to).map_err(ServiceError::Invalid)?;
+        Ok(crate::stats::daily(&self.inner.db.pool, self.inner.stats_time_zone, from, to).await?)
+    }
+}
+
+impl ServiceError {
+    /// The contract's code and a message safe to show.
+    pub fn code_and_message(&self) -> (&'static str, String) {
+        match self {
+            Self::Unauthenticated(m) => ("unauthenticated", m.clone()),
+            Self::Forbidden(m) => ("forbidden", m.clone()),
+            Self::Invalid(m) => ("invalid_request", m.clone()),
+            Self::NotFound(m) => ("not_found", m.clone()),
+            Self::Insufficient { .. } => ("insufficient_credits", self.to_string()),
+            Self::IdempotencyConflict => ("idempotency_conflict", self.to_string()),
+            Self::HoldResolved(m) => ("hold_resolved", m.clone()),
+            Self::Upstream(m) => ("upstream_error", m.clone()),
+            Self::Internal(_) => ("internal", "something went wrong on our side; nothing was changed".into()),
+        }
+    }
+}

@@ -159,6 +159,10 @@ pub async fn update_profile(
 /// Applies one entry: the account update and the ledger row, in the caller's
 /// transaction. With `Guard::Covered` the balance check and the debit are one
 /// conditional UPDATE, so no concurrent request can slip between them.
+#[tracing::instrument(name = "ledger.apply", skip_all, fields(
+    user_id = %user_id, kind = ?delta.kind, amount = delta.remaining, held = delta.held, used = delta.used,
+    actor = meta.actor,
+))]
 pub async fn apply(
     conn: &mut AnyConnection,
     user_id: &str,
@@ -205,7 +209,22 @@ pub async fn apply(
         total: row.try_get("total")?,
     };
     let entry_id = insert_entry(conn, user_id, kind, delta, figures.remaining, meta, now).await?;
+    record_metrics(kind, delta);
+    tracing::debug!(entry_id, remaining = figures.remaining, "ledger entry written");
     Ok(Applied { figures, entry_id })
+}
+
+/// Counts credits by what happened to them (written before commit, so a
+/// rolled-back change may be counted; the ledger, not the metric, is the record).
+fn record_metrics(kind: EntryKind, delta: &Delta) {
+    metrics::counter!("ledger_entries_total", "kind" => kind.as_str()).increment(1);
+    let granted = delta.initial + delta.bonus.max(0) + delta.adjustments.max(0);
+    if granted > 0 {
+        metrics::counter!("credits_granted_total", "kind" => kind.as_str()).increment(granted as u64);
+    }
+    if kind == EntryKind::Spend {
+        metrics::counter!("credits_spent_total").increment(delta.used as u64);
+    }
 }
 
 /// Says why a guarded UPDATE matched no row.

@@ -98,9 +98,11 @@ impl CreditsService {
         if query.chars().count() > 255 {
             return Err(ServiceError::Invalid("`q` must be at most 255 characters".into()));
         }
-        let pattern = format!("%{}%", query.to_lowercase().replace(['%', '_'], ""));
+        let escaped = query.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        let pattern = format!("%{escaped}%");
         let rows = sqlx::query(
-            "SELECT user_id FROM accounts WHERE lower(user_id) LIKE $1 OR lower(COALESCE(email, '')) LIKE $1 \
+            "SELECT user_id FROM accounts WHERE lower(user_id) LIKE $1 ESCAPE '\\' \
+             OR lower(COALESCE(email, '')) LIKE $1 ESCAPE '\\' \
              ORDER BY created_at DESC LIMIT $2",
         )
         .bind(&pattern)

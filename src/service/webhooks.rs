@@ -44,6 +44,8 @@ async fn log_delivery(
     outcome: &str,
     reason: &str,
 ) -> Result<(), sqlx::Error> {
+    metrics::counter!("webhook_deliveries_total", "provider" => provider.to_string(), "outcome" => outcome.to_string())
+        .increment(1);
     sqlx::query(
         "INSERT INTO webhook_deliveries (provider, event_id, event_type, outcome, reason, received_at) \
          VALUES ($1, $2, $3, $4, $5, $6)",

@@ -20,8 +20,8 @@ pub fn router<S>(service: CreditsService) -> Router<S> {
 async fn create(State(service): State<CreditsService>, headers: HeaderMap, body: Bytes) -> Response {
     let run = async {
         let caller = caller(&service, &headers).await?;
-        let body = json_object(&body)?;
-        let key = idempotency_key(&headers)?;
+        let body = json_object(&body).map_err(api_error)?;
+        let key = idempotency_key(&headers).map_err(api_error)?;
         service.create_hold(&caller, &body, key.as_deref()).await.map_err(api_error)
     };
     run.await.map_or_else(|response| response, replayable)
@@ -36,8 +36,8 @@ async fn resolve(
 ) -> Response {
     let run = async {
         let caller = caller(&service, &headers).await?;
-        let body = json_object(&body)?;
-        let key = idempotency_key(&headers)?;
+        let body = json_object(&body).map_err(api_error)?;
+        let key = idempotency_key(&headers).map_err(api_error)?;
         service.resolve_hold(&caller, &id, capture, &body, key.as_deref()).await.map_err(api_error)
     };
     run.await.map_or_else(|response| response, replayable)

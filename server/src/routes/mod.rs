@@ -31,23 +31,23 @@ pub async fn caller(service: &CreditsService, headers: &HeaderMap) -> Result<Pri
 }
 
 /// The `Idempotency-Key` header, if any.
-pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Response> {
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ServiceError> {
     match headers.get("idempotency-key").map(|value| value.to_str()) {
         None => Ok(None),
         Some(Ok(key)) => Ok(Some(key.to_string())),
-        Some(Err(_)) => Err(api_error(ServiceError::Invalid("Idempotency-Key must be ASCII".into()))),
+        Some(Err(_)) => Err(ServiceError::Invalid("Idempotency-Key must be ASCII".into())),
     }
 }
 
 /// A JSON object body; an empty body is `{}`.
-pub fn json_object(body: &[u8]) -> Result<Map<String, Value>, Response> {
+pub fn json_object(body: &[u8]) -> Result<Map<String, Value>, ServiceError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(api_error(ServiceError::Invalid("the body must be a JSON object".into()))),
-        Err(error) => Err(api_error(ServiceError::Invalid(format!("the body is not valid JSON: {error}")))),
+        Ok(_) => Err(ServiceError::Invalid("the body must be a JSON object".into())),
+        Err(error) => Err(ServiceError::Invalid(format!("the body is not valid JSON: {error}"))),
     }
 }
 

@@ -2,12 +2,15 @@
 
 mod support;
 
+mod api_keys_admin;
 mod auth;
 mod checkout;
 mod clerk_webhooks;
 mod cli;
 mod credits;
 mod creem_webhooks;
+mod holds;
 mod idempotency;
 mod ledger_model;
+mod stats;
 mod user_sync;

@@ -1,0 +1,182 @@
+//! Holds: reserve, capture (whole or part) or release, expiry, races.
+
+use crate::both;
+use crate::support::{figures, token, unique, Backend, TestApp, ADMIN};
+use futures::future::join_all;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+async fn post(app: &TestApp, bearer: &str, path: &str, body: Value) -> (StatusCode, Value) {
+    let response = app.post_json(path, Some(bearer), &body, None).await;
+    (response.status(), response.json().await.unwrap())
+}
+
+async fn hold(app: &TestApp, bearer: &str, body: Value) -> String {
+    let (status, hold) = post(app, bearer, "/api/holds", body).await;
+    assert_eq!(status, StatusCode::OK, "{hold}");
+    hold["holdId"].as_str().unwrap().to_string()
+}
+
+async fn a_hundred_concurrent_holds_of_ten_on_a_hundred_let_ten_through(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let user = unique("worker");
+    app.set_balance(&user, 100).await;
+    let bearer = token(&user);
+    let body = json!({"amount": 10, "reason": "video"});
+    let responses = join_all((0..100).map(|_| app.post_json("/api/holds", Some(&bearer), &body, None))).await;
+    let ok = responses.iter().filter(|r| r.status() == StatusCode::OK).count();
+    let refused = responses.iter().filter(|r| r.status() == StatusCode::PAYMENT_REQUIRED).count();
+    assert_eq!((ok, refused), (10, 90));
+    let view = app.credits(&user).await;
+    assert_eq!((view["credits"]["remaining"].as_i64(), view["held"].as_i64()), (Some(0), Some(100)));
+    app.assert_consistent().await;
+}
+both!(a_hundred_concurrent_holds_of_ten_on_a_hundred_let_ten_through);
+
+async fn a_partial_capture_spends_part_and_releases_the_rest(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let user = unique("worker");
+    app.set_balance(&user, 50).await;
+    let bearer = token(&user);
+    let id = hold(&app, &bearer, json!({"amount": 20, "ttlSeconds": 600})).await;
+    let view = app.credits(&user).await;
+    assert_eq!(figures(&view), (30, 50, 0, 0, 8));
+    assert_eq!(view["held"], 20);
+    let (status, captured) =
+        post(&app, &bearer, &format!("/api/holds/{id}/capture"), json!({"amount": 12})).await;
+    assert_eq!(status, StatusCode::OK, "{captured}");
+    assert_eq!(
+        (captured["status"].as_str(), captured["captured"].as_i64(), captured["released"].as_i64()),
+        (Some("captured"), Some(12), Some(8))
+    );
+    assert_eq!(figures(&captured), (38, 50, 12, 0, 8));
+    assert_eq!(captured["held"], 0);
+    let kinds: Vec<String> = app
+        .all_entries(&user)
+        .await
+        .iter()
+        .take(3)
+        .map(|e| e["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kinds, ["release", "capture", "hold"]);
+    let (status, error) = post(&app, &bearer, &format!("/api/holds/{id}/release"), json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(error["error"]["code"], "hold_resolved");
+
+    let id = hold(&app, &bearer, json!({"amount": 5})).await;
+    let (status, error) =
+        post(&app, &bearer, &format!("/api/holds/{id}/capture"), json!({"amount": 6})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "cannot capture more than held: {error}");
+    let (_, released) = post(&app, &bearer, &format!("/api/holds/{id}/release"), json!({})).await;
+    assert_eq!((released["status"].as_str(), released["released"].as_i64()), (Some("released"), Some(5)));
+    let (_, full) = {
+        let id = hold(&app, &bearer, json!({"amount": 7})).await;
+        post(&app, &bearer, &format!("/api/holds/{id}/capture"), json!({})).await
+    };
+    assert_eq!(full["captured"], 7);
+    assert_eq!(figures(&app.credits(&user).await), (31, 50, 19, 0, 8));
+    for bad in [
+        json!({"amount": 0}),
+        json!({"amount": 5, "ttlSeconds": 0}),
+        json!({"amount": 5, "ttlSeconds": 999999999}),
+        json!({"amount": 5, "color": "red"}),
+        json!({"amount": 1_000_000_000}),
+    ] {
+        assert_eq!(post(&app, &bearer, "/api/holds", bad.clone()).await.0, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    let other = token(&unique("stranger"));
+    let id = hold(&app, &bearer, json!({"amount": 1})).await;
+    assert_eq!(
+        post(&app, &other, &format!("/api/holds/{id}/capture"), json!({})).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        post(&app, &other, "/api/holds", json!({"amount": 1, "userId": user})).await.0,
+        StatusCode::FORBIDDEN
+    );
+    app.assert_consistent().await;
+}
+both!(a_partial_capture_spends_part_and_releases_the_rest);
+
+async fn capture_release_and_expiry_racing_resolve_a_hold_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let user = unique("racer");
+    app.set_balance(&user, 1000).await;
+    let bearer = token(&user);
+    for round in 0..10 {
+        // Short holds so that the expiry sweep joins the race in some rounds.
+        let id = hold(&app, &bearer, json!({"amount": 10, "ttlSeconds": 1})).await;
+        if round % 2 == 1 {
+            tokio::time::sleep(std::time::Duration::from_millis(900 + 20 * round)).await;
+        }
+        let capture = format!("/api/holds/{id}/capture");
+        let release = format!("/api/holds/{id}/release");
+        let attempts = (0..6).map(|i| {
+            let path = if i % 2 == 0 { capture.clone() } else { release.clone() };
+            let bearer = bearer.clone();
+            let app = &app;
+            async move { post(app, &bearer, &path, json!({})).await.0 }
+        });
+        let statuses = join_all(attempts).await;
+        let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+        assert!(ok <= 1, "round {round}: {statuses:?}");
+        assert!(statuses.iter().all(|s| *s == StatusCode::OK || *s == StatusCode::CONFLICT), "{statuses:?}");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let view = app.credits(&user).await;
+    assert_eq!(view["held"], 0, "every hold resolved");
+    let entries = app.all_entries(&user).await;
+    let holds = entries.iter().filter(|e| e["kind"] == "hold").count();
+    let captures = entries.iter().filter(|e| e["kind"] == "capture").count();
+    let releases = entries.iter().filter(|e| e["kind"] == "release").count();
+    assert_eq!(holds, 10);
+    assert_eq!(captures + releases, 10, "exactly one resolution per hold");
+    app.assert_consistent().await;
+}
+both!(capture_release_and_expiry_racing_resolve_a_hold_once);
+
+async fn expired_holds_are_released_by_any_instance_after_a_restart(backend: Backend) {
+    let first = TestApp::spawn(backend).await;
+    let user = unique("sleeper");
+    first.set_balance(&user, 30).await;
+    let id = hold(&first, &token(&user), json!({"amount": 30, "ttlSeconds": 1})).await;
+    // A second process on the same database (as after a restart) sweeps it.
+    let second = TestApp::spawn_on(first.service.db().url(), &[]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
+    let view = second.credits(&user).await;
+    assert_eq!((view["credits"]["remaining"].as_i64(), view["held"].as_i64()), (Some(30), Some(0)));
+    let (status, error) = post(&second, &token(&user), &format!("/api/holds/{id}/capture"), json!({})).await;
+    assert_eq!((status, error["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("hold_resolved")));
+    let releases = second.all_entries(&user).await.iter().filter(|e| e["kind"] == "release").count();
+    assert_eq!(releases, 1, "expired once, whichever instance swept");
+    second.assert_consistent().await;
+}
+both!(expired_holds_are_released_by_any_instance_after_a_restart);
+
+async fn holds_honour_idempotency_keys(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let user = unique("worker");
+    app.set_balance(&user, 40).await;
+    let bearer = token(&user);
+    let body = json!({"amount": 10});
+    let first = app.post_json("/api/holds", Some(&bearer), &body, Some("job-1")).await;
+    let first_body: Value = first.json().await.unwrap();
+    let again = app.post_json("/api/holds", Some(&bearer), &body, Some("job-1")).await;
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.json::<Value>().await.unwrap(), first_body);
+    assert_eq!(app.credits(&user).await["held"], 10);
+    let id = first_body["holdId"].as_str().unwrap();
+    let capture = format!("/api/holds/{id}/capture");
+    let one = app.post_json(&capture, Some(&bearer), &json!({"amount": 4}), Some("cap-1")).await;
+    assert_eq!(one.status(), StatusCode::OK);
+    let two = app.post_json(&capture, Some(&bearer), &json!({"amount": 4}), Some("cap-1")).await;
+    assert_eq!((two.status(), two.headers().get("idempotent-replayed").is_some()), (StatusCode::OK, true));
+    let conflict = app.post_json(&capture, Some(&bearer), &json!({"amount": 5}), Some("cap-1")).await;
+    assert_eq!(conflict.status(), StatusCode::CONFLICT);
+    let release = format!("/api/holds/{id}/release");
+    let late = app.post_json(&release, Some(&bearer), &json!({}), Some("rel-1")).await;
+    assert_eq!(late.status(), StatusCode::CONFLICT, "already captured");
+    assert_eq!(figures(&app.credits(&user).await), (36, 40, 4, 0, 8));
+    let _ = ADMIN;
+}
+both!(holds_honour_idempotency_keys);

@@ -28,6 +28,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ApikeyCommand,
     },
+    /// Make a local account (sign-up without Clerk) an admin.
+    Promote {
+        #[arg(long)]
+        email: String,
+    },
     /// Daily statistics (JSON) in the configured time zone.
     Stats {
         /// First day, YYYY-MM-DD.
@@ -119,6 +124,15 @@ async fn execute(cli: Cli) -> Result<ExitCode, String> {
                     println!("{}", serde_json::json!({"revoked": id}));
                 }
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Promote { email } => {
+            let promoted =
+                credits::auth::local::promote(&service.db().pool, &email).await.map_err(|e| e.to_string())?;
+            if !promoted {
+                return Err(format!("no local account with email `{email}`"));
+            }
+            println!("{}", serde_json::json!({"promoted": email.trim().to_lowercase()}));
             Ok(ExitCode::SUCCESS)
         }
         Command::Stats { from, to } => {

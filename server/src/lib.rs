@@ -68,6 +68,7 @@ pub fn router(config: &Config, service: CreditsService) -> Router {
         .merge(routes::webhooks::router(service.clone()))
         .merge(routes::holds::router(service.clone()))
         .merge(routes::admin::router(service.clone()))
+        .merge(routes::auth::router(service.clone()))
         .merge(routes::server_fns::router(context.clone()))
         .leptos_routes_with_context(&options, routes, context, move || shell(page_options.clone()))
         .route_layer(axum::middleware::from_fn(routes::metrics::track))

@@ -2,6 +2,7 @@
 
 pub mod api_keys;
 pub mod clerk;
+pub mod local;
 
 use std::collections::HashSet;
 
@@ -51,6 +52,19 @@ impl Admins {
     pub fn contains(&self, user_id: &str) -> bool {
         self.0.contains(user_id)
     }
+}
+
+/// The value of one cookie.
+pub fn cookie<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+        .filter(|value| !value.is_empty())
 }
 
 /// Finds the session token: `Authorization: Bearer …` first, then the `__session` cookie.

@@ -140,11 +140,23 @@ impl CreditsService {
         &self.inner.settings
     }
 
-    /// Verifies the caller: a worker API key (`crk_…`) or a Clerk session token.
-    pub async fn authenticate(&self, headers: &http::HeaderMap) -> Result<Principal, ServiceError> {
-        let token = session_token(headers).ok_or(AuthError::Missing)?;
-        if token.starts_with(crate::auth::api_keys::PREFIX) {
-            let id = crate::auth::api_keys::verify(&self.inner.db.pool, &token)
+    /// Whether sign-in uses local accounts (no Clerk key configured).
+    pub fn local_accounts(&self) -> bool {
+        self.inner.verifier.is_none()
+    }
+
+    /// Verifies the caller: a worker API key (`crk_…`), a Clerk session token,
+    /// or, without Clerk, a local session cookie. A cookie-authenticated local
+    /// request that changes something must carry the session's CSRF token in
+    /// `x-csrf-token` or come from this site's own origin.
+    pub async fn authenticate(
+        &self,
+        method: &http::Method,
+        headers: &http::HeaderMap,
+    ) -> Result<Principal, ServiceError> {
+        let bearer = session_token(headers);
+        if let Some(token) = bearer.as_deref().filter(|t| t.starts_with(crate::auth::api_keys::PREFIX)) {
+            let id = crate::auth::api_keys::verify(&self.inner.db.pool, token)
                 .await?
                 .ok_or_else(|| AuthError::Invalid("unknown or revoked API key".into()))?;
             return Ok(Principal {
@@ -155,11 +167,38 @@ impl CreditsService {
                 api_key: Some(id),
             });
         }
-        let verifier = self.inner.verifier.as_ref().ok_or(AuthError::NotConfigured)?;
+        let Some(verifier) = self.inner.verifier.as_ref() else {
+            return self.authenticate_local(method, headers).await;
+        };
+        let token = bearer.ok_or(AuthError::Missing)?;
         let claims = verifier.verify(&token).await?;
         let is_admin = self.inner.admins.contains(&claims.sub);
         let email = claims.email.map(|email| email.to_lowercase());
         Ok(Principal::user(&claims.sub, email, claims.name, is_admin))
+    }
+
+    async fn authenticate_local(
+        &self,
+        method: &http::Method,
+        headers: &http::HeaderMap,
+    ) -> Result<Principal, ServiceError> {
+        use crate::auth::local;
+        let from_cookie = crate::auth::cookie(headers, local::SESSION_COOKIE);
+        let bearer = headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "));
+        let token = from_cookie.or(bearer).ok_or(AuthError::Missing)?;
+        let session = local::session(&self.inner.db.pool, token)
+            .await?
+            .ok_or_else(|| AuthError::Invalid("the session has ended; sign in again".into()))?;
+        let unsafe_method =
+            !matches!(*method, http::Method::GET | http::Method::HEAD | http::Method::OPTIONS);
+        if from_cookie.is_some() && unsafe_method && !csrf_ok(headers, &session.csrf_token) {
+            return Err(ServiceError::Forbidden("missing or wrong CSRF token (x-csrf-token)".into()));
+        }
+        let is_admin = session.is_admin || self.inner.admins.contains(&session.user_id);
+        Ok(Principal::user(&session.user_id, Some(session.email), None, is_admin))
     }
 
     /// `GET /api/credits[?userId=]`: the caller's figures (creating the account on
@@ -368,6 +407,20 @@ impl CreditsService {
             updated_at: rfc3339(account.updated_at_ms),
             user_id: account.user_id,
         })
+    }
+}
+
+/// A cookie-authenticated change must prove it comes from our own pages: the
+/// CSRF token in a header (what the app's fetches send), or an `Origin` equal
+/// to the `Host` (what plain HTML forms send).
+fn csrf_ok(headers: &http::HeaderMap, expected: &str) -> bool {
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    if let Some(given) = header("x-csrf-token") {
+        return crate::webhooks::constant_time_eq(given.as_bytes(), expected.as_bytes());
+    }
+    match (header("origin"), header("host")) {
+        (Some(origin), Some(host)) => origin.split_once("://").is_some_and(|(_, rest)| rest == host),
+        _ => false,
     }
 }
 

@@ -39,7 +39,8 @@ mod server_side {
 
     /// Authenticates the caller of the current server function.
     pub(crate) async fn caller(service: &CreditsService) -> Result<Principal, ApiError> {
-        service.authenticate(&request_headers()).await.map_err(fail)
+        let method = use_context::<http::request::Parts>().map(|parts| parts.method).unwrap_or_default();
+        service.authenticate(&method, &request_headers()).await.map_err(fail)
     }
 
     /// Turns a service error into the contract's status and body.

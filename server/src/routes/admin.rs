@@ -4,7 +4,7 @@
 use super::{api_error, caller};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -23,7 +23,7 @@ pub fn router<S>(service: CreditsService) -> Router<S> {
 }
 
 async fn admin(service: &CreditsService, headers: &HeaderMap) -> Result<credits::auth::Principal, Response> {
-    let caller = caller(service, headers).await?;
+    let caller = caller(service, &Method::GET, headers).await?;
     if caller.is_admin {
         Ok(caller)
     } else {

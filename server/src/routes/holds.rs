@@ -3,7 +3,7 @@
 use super::{api_error, caller, idempotency_key, json_object, replayable};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
@@ -19,7 +19,7 @@ pub fn router<S>(service: CreditsService) -> Router<S> {
 
 async fn create(State(service): State<CreditsService>, headers: HeaderMap, body: Bytes) -> Response {
     let run = async {
-        let caller = caller(&service, &headers).await?;
+        let caller = caller(&service, &Method::POST, &headers).await?;
         let body = json_object(&body).map_err(api_error)?;
         let key = idempotency_key(&headers).map_err(api_error)?;
         service.create_hold(&caller, &body, key.as_deref()).await.map_err(api_error)
@@ -35,7 +35,7 @@ async fn resolve(
     body: Bytes,
 ) -> Response {
     let run = async {
-        let caller = caller(&service, &headers).await?;
+        let caller = caller(&service, &Method::POST, &headers).await?;
         let body = json_object(&body).map_err(api_error)?;
         let key = idempotency_key(&headers).map_err(api_error)?;
         service.resolve_hold(&caller, &id, capture, &body, key.as_deref()).await.map_err(api_error)

@@ -61,7 +61,7 @@ pub async fn rate_limit(
     let ip = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip().to_string());
     let mut verdict = limiter.check(class, &format!("ip:{}", ip.unwrap_or_default()));
     if verdict.is_ok() && limiter.enabled(class) {
-        if let Ok(caller) = service.authenticate(request.headers()).await {
+        if let Ok(caller) = service.authenticate(&Method::GET, request.headers()).await {
             verdict = limiter.check(class, &format!("user:{}", caller.user_id));
         }
     }

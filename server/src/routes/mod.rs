@@ -1,6 +1,7 @@
 //! Plain axum routes: what the contract asks for outside server functions.
 
 pub mod admin;
+pub mod auth;
 pub mod health;
 pub mod holds;
 pub mod limits;
@@ -9,7 +10,7 @@ pub mod openapi;
 pub mod server_fns;
 pub mod webhooks;
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use credits::auth::Principal;
@@ -26,8 +27,12 @@ pub fn api_error(error: ServiceError) -> Response {
 }
 
 /// The verified caller, or the 401 to send.
-pub async fn caller(service: &CreditsService, headers: &HeaderMap) -> Result<Principal, Response> {
-    service.authenticate(headers).await.map_err(api_error)
+pub async fn caller(
+    service: &CreditsService,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Principal, Response> {
+    service.authenticate(method, headers).await.map_err(api_error)
 }
 
 /// The `Idempotency-Key` header, if any.

@@ -12,5 +12,6 @@ mod creem_webhooks;
 mod holds;
 mod idempotency;
 mod ledger_model;
+mod local_accounts;
 mod stats;
 mod user_sync;

@@ -1,0 +1,125 @@
+//! Local accounts, when Clerk is not configured: `POST /api/auth/sign-up`,
+//! `/api/auth/sign-in`, `/api/auth/sign-out`. Bodies are JSON or an HTML form.
+//! The session is an HttpOnly, SameSite=Lax cookie; the CSRF token travels in
+//! a readable cookie for the page to echo in `x-csrf-token`.
+
+use super::api_error;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use credits::auth::local::{self, LocalAuthError, NewSession, CSRF_COOKIE, SESSION_COOKIE, SESSION_DAYS};
+use credits::service::{CreditsService, ServiceError};
+use serde::Deserialize;
+
+pub fn router<S>(service: CreditsService) -> Router<S> {
+    Router::new()
+        .route("/api/auth/sign-up", post(sign_up))
+        .route("/api/auth/sign-in", post(sign_in))
+        .route("/api/auth/sign-out", post(sign_out))
+        .with_state(service)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Credentials {
+    email: String,
+    password: String,
+}
+
+fn credentials(headers: &HeaderMap, body: &[u8]) -> Result<Credentials, ServiceError> {
+    let form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/x-www-form-urlencoded"));
+    let parsed = if form {
+        serde_urlencoded::from_bytes::<Credentials>(body).map_err(|e| e.to_string())
+    } else {
+        serde_json::from_slice::<Credentials>(body).map_err(|e| e.to_string())
+    };
+    parsed.map_err(|error| ServiceError::Invalid(format!("send `email` and `password`: {error}")))
+}
+
+fn local_error(error: LocalAuthError) -> Response {
+    api_error(match error {
+        LocalAuthError::Invalid(message) => ServiceError::Invalid(message),
+        LocalAuthError::Taken => ServiceError::Invalid(error.to_string()),
+        LocalAuthError::WrongCredentials => ServiceError::Unauthenticated(error.to_string()),
+        LocalAuthError::Database(detail) => ServiceError::Internal(detail),
+    })
+}
+
+fn disabled(service: &CreditsService) -> Option<Response> {
+    (!service.local_accounts()).then(|| {
+        api_error(ServiceError::NotFound("local accounts are off: this server signs in with Clerk".into()))
+    })
+}
+
+fn with_session(session: NewSession, secure: bool) -> Response {
+    let max_age = SESSION_DAYS * 24 * 3600;
+    let secure = if secure { "; Secure" } else { "" };
+    let session_cookie = format!(
+        "{SESSION_COOKIE}={}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age}{secure}",
+        session.token
+    );
+    let csrf_cookie =
+        format!("{CSRF_COOKIE}={}; SameSite=Lax; Path=/; Max-Age={max_age}{secure}", session.csrf_token);
+    let body = serde_json::json!({"userId": session.user_id, "email": session.email, "csrfToken": session.csrf_token});
+    let mut response = Json(body).into_response();
+    for cookie in [session_cookie, csrf_cookie] {
+        response
+            .headers_mut()
+            .append(header::SET_COOKIE, HeaderValue::from_str(&cookie).expect("cookie text"));
+    }
+    response
+}
+
+fn secure_cookies(headers: &HeaderMap) -> bool {
+    headers.get("x-forwarded-proto").is_some_and(|proto| proto == "https")
+}
+
+async fn sign_up(State(service): State<CreditsService>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(response) = disabled(&service) {
+        return response;
+    }
+    let credentials = match credentials(&headers, &body) {
+        Ok(credentials) => credentials,
+        Err(error) => return api_error(error),
+    };
+    match local::sign_up(&service.db().pool, &credentials.email, &credentials.password).await {
+        Ok(session) => with_session(session, secure_cookies(&headers)),
+        Err(error) => local_error(error),
+    }
+}
+
+async fn sign_in(State(service): State<CreditsService>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(response) = disabled(&service) {
+        return response;
+    }
+    let credentials = match credentials(&headers, &body) {
+        Ok(credentials) => credentials,
+        Err(error) => return api_error(error),
+    };
+    match local::sign_in(&service.db().pool, &credentials.email, &credentials.password).await {
+        Ok(session) => with_session(session, secure_cookies(&headers)),
+        Err(error) => local_error(error),
+    }
+}
+
+async fn sign_out(State(service): State<CreditsService>, headers: HeaderMap) -> Response {
+    if let Some(token) = credits::auth::cookie(&headers, SESSION_COOKIE) {
+        if let Err(error) = local::sign_out(&service.db().pool, token).await {
+            return api_error(ServiceError::Internal(error.to_string()));
+        }
+    }
+    let mut response = Json(serde_json::json!({"signedOut": true})).into_response();
+    for name in [SESSION_COOKIE, CSRF_COOKIE] {
+        let expired = format!("{name}=; Path=/; Max-Age=0; SameSite=Lax");
+        response
+            .headers_mut()
+            .append(header::SET_COOKIE, HeaderValue::from_str(&expired).expect("cookie text"));
+    }
+    response
+}

@@ -15,7 +15,7 @@ pub struct CreditFigures {
 }
 
 /// `GET /api/credits` and the answer of `POST /api/credits`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CreditsView {
@@ -26,6 +26,50 @@ pub struct CreditsView {
     pub can_generate_video: bool,
     pub recent: Vec<EntryView>,
     pub updated_at: String,
+    /// Live and future grants, in the order spends draw from them.
+    #[serde(default)]
+    pub grants: Vec<GrantView>,
+    /// The soonest expiry among live grants, and how much it takes.
+    #[serde(default)]
+    pub next_expiry: Option<NextExpiry>,
+    /// Recent low-balance, depleted and expiring notices, newest first.
+    #[serde(default)]
+    pub notices: Vec<NoticeView>,
+}
+
+/// One grant as `GET /api/credits` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct GrantView {
+    pub id: i64,
+    pub kind: String,
+    pub category: String,
+    pub amount: i64,
+    pub remaining: i64,
+    pub priority: i64,
+    pub effective_at: String,
+    pub expires_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct NextExpiry {
+    pub at: String,
+    pub amount: i64,
+}
+
+/// A notice for the user (`credits.low`, `credits.depleted`, `credits.expiring`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct NoticeView {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    #[cfg_attr(feature = "ssr", schema(value_type = Object))]
+    pub data: serde_json::Value,
+    pub created_at: String,
 }
 
 /// One ledger entry as the API shows it.

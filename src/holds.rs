@@ -3,6 +3,7 @@
 //! matches an open hold, so capture, release and expiry racing on any number
 //! of processes leave exactly one winner; the losers see `Resolved`.
 
+use crate::grants::GrantEffect;
 use crate::ledger::store::{self, EntryMeta, Guard, LedgerError};
 use crate::ledger::{Delta, Figures};
 use sqlx::{AnyConnection, AnyPool, Row};
@@ -19,6 +20,8 @@ pub struct Hold {
     pub created_at_ms: i64,
     pub expires_at_ms: i64,
     pub resolved_at_ms: Option<i64>,
+    /// The `hold` entry, whose grant draws a capture or release returns.
+    pub entry_id: Option<i64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,7 +53,7 @@ pub enum Resolution {
 }
 
 const HOLD_COLUMNS: &str =
-    "id, user_id, amount, captured, status, reason, created_at, expires_at, resolved_at";
+    "id, user_id, amount, captured, status, reason, created_at, expires_at, resolved_at, entry_id";
 
 fn hold_from_row(row: &sqlx::any::AnyRow) -> Result<Hold, sqlx::Error> {
     Ok(Hold {
@@ -63,6 +66,7 @@ fn hold_from_row(row: &sqlx::any::AnyRow) -> Result<Hold, sqlx::Error> {
         created_at_ms: row.try_get("created_at")?,
         expires_at_ms: row.try_get("expires_at")?,
         resolved_at_ms: row.try_get("resolved_at")?,
+        entry_id: row.try_get("entry_id")?,
     })
 }
 
@@ -84,12 +88,15 @@ pub async fn create(
 ) -> Result<(Hold, Figures), HoldError> {
     let id = format!("hold_{}", hex::encode(rand::random::<[u8; 12]>()));
     let reference = format!("hold:{id}");
-    let meta = EntryMeta { reason, reference: Some(&reference), actor };
-    let applied = store::apply(conn, user_id, &Delta::hold(amount), Guard::Covered(amount), &meta).await?;
+    let meta = EntryMeta { reason, reference: Some(&reference), actor, ..Default::default() };
     let now = crate::db::now_ms();
+    // Lock the account, then start and end due grants, so the debit below sees live grants only.
+    store::lock(conn, user_id).await?.ok_or(LedgerError::NoAccount)?;
+    crate::grants::catch_up(conn, user_id, now).await?;
+    let applied = store::apply(conn, user_id, &Delta::hold(amount), Guard::Covered(amount), &meta).await?;
     let sql = format!(
-        "INSERT INTO holds (id, user_id, amount, status, reason, actor, created_at, expires_at) \
-         VALUES ($1, $2, $3, 'open', $4, $5, $6, $7) RETURNING {HOLD_COLUMNS}"
+        "INSERT INTO holds (id, user_id, amount, status, reason, actor, created_at, expires_at, entry_id) \
+         VALUES ($1, $2, $3, 'open', $4, $5, $6, $7, $8) RETURNING {HOLD_COLUMNS}"
     );
     let row = sqlx::query(&sql)
         .bind(&id)
@@ -99,6 +106,7 @@ pub async fn create(
         .bind(actor)
         .bind(now)
         .bind(expires_at_ms)
+        .bind(applied.entry_id)
         .fetch_one(&mut *conn)
         .await?;
     metrics::counter!("credits_held_total").increment(amount as u64);
@@ -143,9 +151,30 @@ pub async fn resolve(
         Resolution::Expire => Some("hold expired"),
         _ => hold.reason.as_deref(),
     };
-    let meta = EntryMeta { reason, reference: Some(&reference), actor };
+    // Split what the hold drew from each grant into the captured and the released part.
+    let draws = match hold.entry_id {
+        Some(entry_id) => crate::grants::draws_of(conn, entry_id).await?,
+        None => Vec::new(),
+    };
+    let (mut captured_parts, mut released_parts, mut left) = (Vec::new(), Vec::new(), hold.captured);
+    for (grant_id, drawn) in draws {
+        let take = left.min(drawn);
+        left -= take;
+        if take > 0 {
+            captured_parts.push((grant_id, take));
+        }
+        if drawn > take {
+            released_parts.push((grant_id, drawn - take));
+        }
+    }
     let mut figures = None;
     if hold.captured > 0 {
+        let meta = EntryMeta {
+            reason,
+            reference: Some(&reference),
+            actor,
+            grants: GrantEffect::Exact(captured_parts),
+        };
         figures = Some(
             store::apply(conn, &hold.user_id, &Delta::capture(hold.captured), Guard::None, &meta).await?,
         );
@@ -153,7 +182,15 @@ pub async fn resolve(
     }
     let rest = hold.amount - hold.captured;
     if rest > 0 {
+        let parts = GrantEffect::Exact(released_parts.clone());
+        let meta = EntryMeta { reason, reference: Some(&reference), actor, grants: parts };
         figures = Some(store::apply(conn, &hold.user_id, &Delta::release(rest), Guard::None, &meta).await?);
+        // Credits returning to a grant that ended meanwhile leave with it.
+        crate::grants::settle_returns(conn, &released_parts).await?;
+        figures = Some(store::Applied {
+            figures: store::load(conn, &hold.user_id).await?.ok_or(LedgerError::NoAccount)?.figures,
+            entry_id: figures.map_or(0, |applied| applied.entry_id),
+        });
     }
     if resolution == Resolution::Expire {
         metrics::counter!("hold_expiries_total").increment(1);

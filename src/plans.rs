@@ -14,6 +14,9 @@ pub struct Plan {
     /// The Creem product id that maps a payment to this plan (empty: not sold yet).
     #[serde(default)]
     pub creem_product_id: String,
+    /// Days the plan's credits stay valid (none: they never expire).
+    #[serde(default)]
+    pub validity_days: Option<i64>,
 }
 
 /// What the ledger needs to know about pricing.
@@ -23,6 +26,13 @@ pub struct Settings {
     pub initial_credits: i64,
     pub cost_per_video: i64,
     pub plans: Vec<Plan>,
+    /// Days the sign-up grant stays valid (none: it never expires).
+    #[serde(default)]
+    pub initial_valid_days: Option<i64>,
+    /// Subscription credits: `None` expire at the end of the paid period;
+    /// `Some(cap)` roll over, keeping at most `cap` unspent.
+    #[serde(default)]
+    pub subscription_rollover_cap: Option<i64>,
 }
 
 pub const DEFAULT_INITIAL_CREDITS: i64 = 8;
@@ -37,6 +47,7 @@ pub fn default_plans() -> Vec<Plan> {
             price_cents,
             credits,
             creem_product_id: String::new(),
+            validity_days: None,
         })
         .collect()
 }
@@ -47,6 +58,8 @@ impl Default for Settings {
             initial_credits: DEFAULT_INITIAL_CREDITS,
             cost_per_video: DEFAULT_COST_PER_VIDEO,
             plans: default_plans(),
+            initial_valid_days: None,
+            subscription_rollover_cap: None,
         }
     }
 }
@@ -65,6 +78,12 @@ impl Settings {
         if !(1..limit).contains(&self.cost_per_video) {
             return Err(format!("cost_per_video must be 1..{limit}"));
         }
+        if self.initial_valid_days.is_some_and(|days| !(1..=3650).contains(&days)) {
+            return Err("initial_credits_valid_days must be 1 to 3650".into());
+        }
+        if self.subscription_rollover_cap.is_some_and(|cap| !(0..limit).contains(&cap)) {
+            return Err(format!("subscriptions.rollover_cap must be 0..{limit}"));
+        }
         for (index, plan) in self.plans.iter().enumerate() {
             if plan.name.is_empty() || plan.name.len() > 64 {
                 return Err(format!("plans[{index}].name must be 1..=64 characters"));
@@ -74,6 +93,9 @@ impl Settings {
             }
             if plan.price_cents < 0 {
                 return Err(format!("plans[{index}].price_cents must not be negative"));
+            }
+            if plan.validity_days.is_some_and(|days| !(1..=3650).contains(&days)) {
+                return Err(format!("plans[{index}].validity_days must be 1 to 3650"));
             }
             if self.plans[..index].iter().any(|other| other.name == plan.name) {
                 return Err(format!("plans[{index}].name `{}` appears twice", plan.name));

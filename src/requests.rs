@@ -36,9 +36,27 @@ pub struct ChangeRequest {
     pub amount: Credits,
     pub reason: Option<String>,
     pub user_id: Option<String>,
+    /// Terms of the grant an `add` makes (only with `add`).
+    pub grant: GrantTerms,
 }
 
-const CHANGE_FIELDS: [&str; 4] = ["action", "amount", "reason", "userId"];
+/// `expiresAt`, `effectiveAt` (RFC 3339, checked by the server), `category`, `priority`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GrantTerms {
+    pub expires_at: Option<String>,
+    pub effective_at: Option<String>,
+    pub category: Option<String>,
+    pub priority: Option<i64>,
+}
+
+impl GrantTerms {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+const CHANGE_FIELDS: [&str; 8] =
+    ["action", "amount", "reason", "userId", "expiresAt", "effectiveAt", "category", "priority"];
 
 impl ChangeRequest {
     pub fn parse(body: &Map<String, Value>) -> Result<Self, String> {
@@ -54,11 +72,30 @@ impl ChangeRequest {
         let amount = body.get("amount").ok_or("`amount` is required")?;
         let amount = Credits::from_json(amount, action == Action::Set)
             .map_err(|error| format!("`amount`: {error}"))?;
+        let grant = GrantTerms {
+            expires_at: optional_text(body, "expiresAt", 64)?,
+            effective_at: optional_text(body, "effectiveAt", 64)?,
+            category: optional_text(body, "category", 32)?,
+            priority: match body.get("priority") {
+                None | Some(Value::Null) => None,
+                Some(value) => match value.as_i64() {
+                    Some(priority @ 0..=100) => Some(priority),
+                    _ => return Err("`priority` must be an integer from 0 to 100".into()),
+                },
+            },
+        };
+        if grant.category.as_deref().is_some_and(|c| !["free", "paid", "promotional"].contains(&c)) {
+            return Err("`category` must be \"free\", \"paid\" or \"promotional\"".into());
+        }
+        if !grant.is_empty() && action != Action::Add {
+            return Err("`expiresAt`, `effectiveAt`, `category` and `priority` only go with `add`".into());
+        }
         Ok(Self {
             action,
             amount,
             reason: optional_text(body, "reason", MAX_REASON_CHARS)?,
             user_id: parse_user_id_field(body)?,
+            grant,
         })
     }
 }

@@ -92,7 +92,11 @@ async fn execute(cli: Cli) -> Result<ExitCode, String> {
                 .map_err(|e| format!("CREDITS_ADDR: cannot listen on {}: {e}", config.addr))?;
             tracing::info!(addr = %config.addr, "credits is serving");
             let interval = std::time::Duration::from_millis(config.sweep_interval_ms);
-            crate::spawn_background(service.clone(), interval);
+            crate::spawn_background(
+                service.clone(),
+                interval,
+                config.outbox_endpoint().map_err(|e| e.to_string())?,
+            );
             crate::serve(listener, crate::router(&config, service)).await.map_err(|e| e.to_string())?;
             Ok(ExitCode::SUCCESS)
         }

@@ -59,6 +59,10 @@ pub struct CreemConfig {
 /// Everything the server reads at start.
 #[derive(Debug, Clone)]
 pub struct Config {
+    pub alerts: credits::alerts::AlertSettings,
+    /// `CREDITS_WEBHOOK_URL` and `CREDITS_WEBHOOK_SECRET` (both or neither).
+    pub webhook_url: Option<String>,
+    pub webhook_secret: Option<String>,
     pub holds: HoldSettings,
     pub sweep_interval_ms: u64,
     pub time_zone: chrono_tz::Tz,
@@ -83,6 +87,10 @@ struct FileConfig {
     plans: Option<Vec<FilePlan>>,
     creem: Option<FileCreem>,
     holds: Option<FileHolds>,
+    /// Days the sign-up grant stays valid.
+    initial_credits_valid_days: Option<i64>,
+    subscriptions: Option<FileSubscriptions>,
+    alerts: Option<FileAlerts>,
     /// IANA time zone for daily statistics, e.g. "Asia/Shanghai".
     time_zone: Option<String>,
     rate_limits: Option<crate::rate_limit::RateLimitConfig>,
@@ -110,6 +118,7 @@ struct FileCreem {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileSettings {
     pub settings: Settings,
+    pub alerts: credits::alerts::AlertSettings,
     pub creem_timeout_ms: u64,
     pub creem_success_url: Option<String>,
     pub holds: HoldSettings,
@@ -129,6 +138,26 @@ struct FilePlan {
     price_cents: Option<i64>,
     credits: Option<i64>,
     creem_product_id: Option<String>,
+    /// Days the plan's credits stay valid.
+    validity_days: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSubscriptions {
+    /// "expire" (at the end of the paid period, the default) or "rollover".
+    credits: Option<String>,
+    /// With "rollover": unspent credits of earlier periods kept at most.
+    rollover_cap: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAlerts {
+    /// `credits.low` below this balance (default: the cost of one video).
+    low_balance: Option<i64>,
+    /// `credits.expiring` this many days ahead (default 3).
+    expiring_within_days: Option<i64>,
 }
 
 impl Config {
@@ -165,6 +194,11 @@ impl Config {
             .transpose()
             .map_err(|why| ConfigError(format!("CLERK_WEBHOOK_SECRET {why}")))?;
         let (holds, sweep_interval_ms, time_zone) = (file.holds, file.sweep_interval_ms, file.time_zone);
+        let alerts = file.alerts;
+        let (webhook_url, webhook_secret) = (lookup("CREDITS_WEBHOOK_URL"), lookup("CREDITS_WEBHOOK_SECRET"));
+        if webhook_url.is_some() != webhook_secret.is_some() {
+            return Err(ConfigError("CREDITS_WEBHOOK_URL and CREDITS_WEBHOOK_SECRET go together".into()));
+        }
         let rate_limits = file.rate_limits.clone();
         let settings = file.settings;
         let clerk = ClerkConfig {
@@ -176,7 +210,10 @@ impl Config {
             }),
         };
         clerk.verifier()?;
-        Ok(Self {
+        let config = Self {
+            alerts,
+            webhook_url,
+            webhook_secret,
             holds,
             sweep_interval_ms,
             time_zone,
@@ -189,7 +226,19 @@ impl Config {
             settings,
             clerk,
             admins: Admins::parse(&lookup("CREDITS_ADMIN_USER_IDS").unwrap_or_default()),
-        })
+        };
+        config.outbox_endpoint()?;
+        Ok(config)
+    }
+
+    /// Where outbound webhooks go, if configured.
+    pub fn outbox_endpoint(&self) -> Result<Option<credits::outbox::Endpoint>, ConfigError> {
+        match (&self.webhook_url, &self.webhook_secret) {
+            (Some(url), Some(secret)) => {
+                credits::outbox::Endpoint::new(url, secret).map(Some).map_err(ConfigError)
+            }
+            _ => Ok(None),
+        }
     }
 }
 
@@ -247,7 +296,11 @@ pub fn parse_settings(text: &str) -> Result<FileSettings, String> {
             credits: plan.credits.or(base.as_ref().map(|b| b.credits)).ok_or_else(|| {
                 format!("plans[{index}].credits is required for the new plan `{}`", plan.name)
             })?,
-            creem_product_id: plan.creem_product_id.or(base.map(|b| b.creem_product_id)).unwrap_or_default(),
+            creem_product_id: plan
+                .creem_product_id
+                .or(base.as_ref().map(|b| b.creem_product_id.clone()))
+                .unwrap_or_default(),
+            validity_days: plan.validity_days.or(base.and_then(|b| b.validity_days)),
             name: plan.name,
         };
         match position {
@@ -255,7 +308,25 @@ pub fn parse_settings(text: &str) -> Result<FileSettings, String> {
             None => settings.plans.push(merged),
         }
     }
+    settings.initial_valid_days = file.initial_credits_valid_days;
+    let subscriptions = file.subscriptions.unwrap_or_default();
+    settings.subscription_rollover_cap = match subscriptions.credits.as_deref() {
+        None | Some("expire") => None,
+        Some("rollover") => Some(subscriptions.rollover_cap.unwrap_or(i64::from(i32::MAX))),
+        Some(other) => {
+            return Err(format!("subscriptions.credits must be \"expire\" or \"rollover\", not `{other}`"))
+        }
+    };
     settings.validate()?;
+    let file_alerts = file.alerts.unwrap_or_default();
+    let alerts = credits::alerts::AlertSettings {
+        low_balance: file_alerts.low_balance.unwrap_or(settings.cost_per_video),
+        expiring_within_days: file_alerts.expiring_within_days.unwrap_or(3),
+    };
+    if !(0..1_000_000_000).contains(&alerts.low_balance) || !(0..=365).contains(&alerts.expiring_within_days)
+    {
+        return Err("alerts.low_balance must be 0..1000000000 and alerts.expiring_within_days 0..=365".into());
+    }
     let file_holds = file.holds.unwrap_or_default();
     let defaults = HoldSettings::default();
     let holds = HoldSettings {
@@ -282,6 +353,7 @@ pub fn parse_settings(text: &str) -> Result<FileSettings, String> {
     rate_limits.validate()?;
     Ok(FileSettings {
         settings,
+        alerts,
         creem_timeout_ms,
         creem_success_url: creem.success_url,
         holds,

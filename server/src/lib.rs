@@ -30,6 +30,7 @@ pub async fn open_database(config: &Config) -> Result<Db, credits::db::DbError> 
 
 /// The service every handler shares.
 pub fn build_service(config: &Config, db: Db) -> Result<CreditsService, config::ConfigError> {
+    credits::alerts::configure(config.alerts);
     let options = ServiceOptions {
         settings: config.settings.clone(),
         verifier: config.clerk.verifier()?,
@@ -79,21 +80,33 @@ pub fn router(config: &Config, service: CreditsService) -> Router {
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }
 
-/// Work every instance does in the background: releasing expired holds.
-/// Expiry is exactly-once across instances, so every instance may sweep.
+/// Work every instance does in the background: releasing expired holds,
+/// starting and ending grants, expiring notices, and delivering the outbox.
+/// Each step is exactly-once across instances, so every instance may run it.
 pub fn spawn_background(
     service: CreditsService,
     sweep_interval: std::time::Duration,
+    outbox: Option<credits::outbox::Endpoint>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(sweep_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let pool = service.db().pool.clone();
         loop {
             ticker.tick().await;
-            match credits::holds::expire_due(&service.db().pool, 500).await {
-                Ok(0) => {}
-                Ok(expired) => tracing::info!(expired, "expired holds released"),
-                Err(error) => tracing::warn!(%error, "hold expiry sweep failed; retrying"),
+            if let Err(error) = credits::holds::expire_due(&pool, 500).await {
+                tracing::warn!(%error, "hold expiry sweep failed; retrying");
+            }
+            if let Err(error) = credits::grants::sweep(&pool, 500).await {
+                tracing::warn!(%error, "grant sweep failed; retrying");
+            }
+            if let Err(error) = credits::alerts::expiring_notices(&pool, 500).await {
+                tracing::warn!(%error, "expiring notices failed; retrying");
+            }
+            if let Some(endpoint) = &outbox {
+                if let Err(error) = credits::outbox::deliver_due(&pool, endpoint, 100).await {
+                    tracing::warn!(%error, "outbox delivery failed; retrying");
+                }
             }
         }
     })

@@ -52,7 +52,25 @@ const CHAIN_SQL: &str = "SELECT id, user_id FROM (SELECT id, user_id, amount, ba
      WHERE balance_after <> COALESCE(previous, 0) + amount ORDER BY id";
 
 /// Checks across tables; each query returns the offending `user_id` and `entry_id`.
-const CROSS_CHECKS: [(&str, &str); 5] = [
+const CROSS_CHECKS: [(&str, &str); 8] = [
+    (
+        "SELECT a.user_id, CAST(NULL AS BIGINT) AS entry_id FROM accounts a \
+         LEFT JOIN (SELECT user_id, SUM(remaining) AS rest, SUM(held) AS held FROM grants \
+         WHERE status IN ('active', 'expired', 'voided') GROUP BY user_id) g ON g.user_id = a.user_id \
+         WHERE COALESCE(g.rest, 0) <> CASE WHEN a.remaining > 0 THEN a.remaining ELSE 0 END \
+         OR COALESCE(g.held, 0) <> a.held",
+        "grant remainders differ from remaining + held",
+    ),
+    (
+        "SELECT user_id, CAST(NULL AS BIGINT) AS entry_id FROM grants WHERE status IN ('expired', 'voided') AND remaining > 0",
+        "an expired or voided grant still has a remainder",
+    ),
+    (
+        "SELECT e.user_id, e.id AS entry_id FROM grant_draws d JOIN ledger_entries e ON e.id = d.entry_id \
+         JOIN grants g ON g.id = d.grant_id WHERE e.kind IN ('spend', 'hold') \
+         AND (e.created_at < g.effective_at OR (g.expires_at IS NOT NULL AND e.created_at >= g.expires_at))",
+        "a spend or hold drew from a grant that was not live",
+    ),
     (
         "SELECT p.user_id, p.grant_entry_id AS entry_id FROM payments p          LEFT JOIN ledger_entries e ON e.id = p.grant_entry_id          WHERE p.status = 'credited' AND (e.id IS NULL OR e.kind <> 'purchase' OR e.user_id <> p.user_id)",
         "a credited payment has no purchase entry of its user",

@@ -45,12 +45,13 @@ pub struct Entry {
     pub created_at_ms: i64,
 }
 
-/// Why and by whom an entry was written.
+/// Why and by whom an entry was written, and how it touches grants.
 #[derive(Debug, Clone, Default)]
 pub struct EntryMeta<'a> {
     pub reason: Option<&'a str>,
     pub reference: Option<&'a str>,
     pub actor: &'a str,
+    pub grants: crate::grants::GrantEffect,
 }
 
 /// What applying an entry produced.
@@ -116,6 +117,7 @@ pub async fn create_if_missing(
     email: Option<&str>,
     name: Option<&str>,
     initial_credits: i64,
+    initial_grant: crate::grants::GrantEffect,
 ) -> Result<bool, LedgerError> {
     let now = now_ms();
     let created = sqlx::query(
@@ -130,7 +132,12 @@ pub async fn create_if_missing(
     .await?
     .is_some();
     if created && initial_credits > 0 {
-        let meta = EntryMeta { reason: Some("sign-up grant"), reference: None, actor: "system" };
+        let meta = EntryMeta {
+            reason: Some("sign-up grant"),
+            actor: "system",
+            grants: initial_grant,
+            ..Default::default()
+        };
         apply(conn, user_id, &Delta::initial(initial_credits), Guard::None, &meta).await?;
     }
     Ok(created)
@@ -209,6 +216,8 @@ pub async fn apply(
         total: row.try_get("total")?,
     };
     let entry_id = insert_entry(conn, user_id, kind, delta, figures.remaining, meta, now).await?;
+    crate::grants::on_entry(conn, user_id, delta, entry_id, &meta.grants, figures.remaining, now).await?;
+    crate::alerts::on_entry(conn, user_id, delta, &figures, now).await?;
     record_metrics(kind, delta);
     tracing::debug!(entry_id, remaining = figures.remaining, "ledger entry written");
     Ok(Applied { figures, entry_id })

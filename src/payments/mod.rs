@@ -7,6 +7,7 @@
 
 pub mod creem_api;
 
+use crate::grants::{GrantEffect, GrantSpec};
 use crate::ledger::store::{self, EntryMeta, Guard, LedgerError};
 use crate::ledger::{Delta, EntryKind};
 use crate::plans::Settings;
@@ -58,7 +59,8 @@ pub async fn record_payment(
     settings: &Settings,
 ) -> Result<PaymentOutcome, LedgerError> {
     let plan = plan_for_product(settings, &payment.product_id);
-    let Some(payment_id) = insert_payment(conn, event_id, payment, plan).await? else {
+    let rollover = settings.subscription_rollover_cap.is_some();
+    let Some(payment_id) = insert_payment(conn, event_id, payment, plan, rollover).await? else {
         return Ok(PaymentOutcome::Duplicate);
     };
     if plan.is_none() {
@@ -66,10 +68,14 @@ pub async fn record_payment(
         return Ok(PaymentOutcome::UnknownProduct);
     }
     match resolve_user(conn, payment).await? {
-        Some(user_id) => credit(conn, payment_id, &user_id).await.map(|credited| {
-            credited
-                .map_or(PaymentOutcome::Duplicate, |credits| PaymentOutcome::Credited { user_id, credits })
-        }),
+        Some(user_id) => {
+            credit(conn, payment_id, &user_id, settings.subscription_rollover_cap).await.map(|credited| {
+                credited.map_or(PaymentOutcome::Duplicate, |credits| PaymentOutcome::Credited {
+                    user_id,
+                    credits,
+                })
+            })
+        }
         None => Ok(PaymentOutcome::PendingUser),
     }
 }
@@ -82,6 +88,7 @@ async fn insert_payment(
     event_id: &str,
     payment: &Payment,
     plan: Option<&crate::plans::Plan>,
+    rollover: bool,
 ) -> Result<Option<i64>, sqlx::Error> {
     let (subscription_id, period_start) = match &payment.identity {
         PaymentIdentity::Order(_) => (None, None),
@@ -95,7 +102,9 @@ async fn insert_payment(
         PaymentIdentity::Order(order_id) => format!("order:{order_id}"),
         _ => first_key.clone().expect("subscription payments have an id"),
     };
-    if let Some(id) = try_insert(conn, &key, event_id, payment, subscription_id, period_start, plan).await? {
+    if let Some(id) =
+        try_insert(conn, &key, event_id, payment, subscription_id, period_start, plan, rollover).await?
+    {
         return Ok(Some(id));
     }
     let Some(period_start) = period_start else {
@@ -121,9 +130,11 @@ async fn insert_payment(
         return Ok(None);
     }
     let period_key = format!("sub:{}:{period_start}", subscription_id.unwrap_or_default());
-    try_insert(conn, &period_key, event_id, payment, subscription_id, Some(period_start), plan).await
+    try_insert(conn, &period_key, event_id, payment, subscription_id, Some(period_start), plan, rollover)
+        .await
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn try_insert(
     conn: &mut AnyConnection,
     key: &str,
@@ -132,12 +143,15 @@ async fn try_insert(
     subscription_id: Option<&str>,
     period_start: Option<&str>,
     plan: Option<&crate::plans::Plan>,
+    rollover: bool,
 ) -> Result<Option<i64>, sqlx::Error> {
     let status = if plan.is_some() { "pending_user" } else { "unknown_product" };
+    let now = crate::db::now_ms();
     let row = sqlx::query(
         "INSERT INTO payments (payment_key, event_id, order_id, transaction_id, subscription_id, \
          period_start, product_id, plan, amount_cents, currency, user_id, customer_email, credits, \
-         status, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+         status, created_at, grant_expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
          ON CONFLICT DO NOTHING RETURNING id",
     )
     .bind(key)
@@ -154,10 +168,28 @@ async fn try_insert(
     .bind(payment.customer_email.as_deref())
     .bind(plan.map_or(0, |p| p.credits))
     .bind(status)
-    .bind(crate::db::now_ms())
+    .bind(now)
+    .bind(grant_expiry(payment, plan, rollover, now))
     .fetch_optional(&mut *conn)
     .await?;
     row.map(|row| row.try_get("id")).transpose()
+}
+
+/// When a payment's credits expire: a subscription's at the end of its paid
+/// period (unless credits roll over), else after the plan's validity, else never.
+fn grant_expiry(
+    payment: &Payment,
+    plan: Option<&crate::plans::Plan>,
+    rollover: bool,
+    now: i64,
+) -> Option<i64> {
+    let subscription = !matches!(payment.identity, PaymentIdentity::Order(_));
+    let validity = plan.and_then(|plan| plan.validity_days).map(|days| now + days * 86_400_000);
+    match (subscription, rollover) {
+        (true, false) => payment.period_end_ms.filter(|end| *end > now).or(validity),
+        (true, true) => None,
+        (false, _) => validity,
+    }
 }
 
 /// The account a payment belongs to: `metadata.userId` if that account
@@ -184,10 +216,11 @@ pub async fn credit(
     conn: &mut AnyConnection,
     payment_id: i64,
     user_id: &str,
+    rollover_cap: Option<i64>,
 ) -> Result<Option<i64>, LedgerError> {
     let claimed = sqlx::query(
         "UPDATE payments SET user_id = $1 WHERE id = $2 AND status = 'pending_user' \
-         RETURNING payment_key, plan, credits, clawed_back",
+         RETURNING payment_key, plan, credits, clawed_back, grant_expires_at, subscription_id",
     )
     .bind(user_id)
     .bind(payment_id)
@@ -206,7 +239,22 @@ pub async fn credit(
     }
     let reason = format!("{} plan purchase", plan.unwrap_or_default());
     let reference = format!("creem:{key}");
-    let meta = EntryMeta { reason: Some(&reason), reference: Some(&reference), actor: "creem" };
+    let subscription: Option<String> = row.try_get("subscription_id")?;
+    let spec = GrantSpec {
+        category: "paid",
+        priority: crate::grants::DEFAULT_PRIORITY,
+        effective_at: None,
+        expires_at: row.try_get("grant_expires_at")?,
+        reference: Some(subscription.as_ref().map_or(key.clone(), |id| format!("sub:{id}"))),
+    };
+    let meta = EntryMeta {
+        reason: Some(&reason),
+        reference: Some(&reference),
+        actor: "creem",
+        grants: GrantEffect::Create(spec),
+    };
+    store::lock(conn, user_id).await?;
+    crate::grants::catch_up(conn, user_id, crate::db::now_ms()).await?;
     let applied = store::apply(conn, user_id, &Delta::purchase(credits), Guard::None, &meta).await?;
     sqlx::query(
         "UPDATE payments SET status = 'credited', grant_entry_id = $1, credited_at = $2 WHERE id = $3",
@@ -217,6 +265,10 @@ pub async fn credit(
     .execute(&mut *conn)
     .await?;
     tracing::info!(%user_id, credits, payment = %key, "payment credited");
+    if let (Some(subscription), Some(cap)) = (subscription, rollover_cap) {
+        crate::grants::cap_rollover(conn, user_id, &format!("sub:{subscription}"), cap, applied.entry_id)
+            .await?;
+    }
     Ok(Some(credits))
 }
 
@@ -226,6 +278,7 @@ pub async fn credit_pending(
     conn: &mut AnyConnection,
     user_id: &str,
     email: Option<&str>,
+    rollover_cap: Option<i64>,
 ) -> Result<i64, LedgerError> {
     let rows = sqlx::query(
         "SELECT id FROM payments WHERE status = 'pending_user' \
@@ -237,7 +290,7 @@ pub async fn credit_pending(
     .await?;
     let mut total = 0;
     for row in rows {
-        total += credit(conn, row.try_get("id")?, user_id).await?.unwrap_or(0);
+        total += credit(conn, row.try_get("id")?, user_id, rollover_cap).await?.unwrap_or(0);
     }
     Ok(total)
 }
@@ -281,7 +334,7 @@ pub async fn record_reversal(
     let payment = sqlx::query(
         "UPDATE payments SET refunded_cents = refunded_cents \
          WHERE (order_id IS NOT NULL AND order_id = $1) OR (transaction_id IS NOT NULL AND transaction_id = $2) \
-         RETURNING id, payment_key, status, user_id, credits, clawed_back, refunded_cents, amount_cents",
+         RETURNING id, payment_key, status, user_id, credits, clawed_back, refunded_cents, amount_cents, grant_entry_id",
     )
     .bind(reversal.order_id.as_deref())
     .bind(reversal.transaction_id.as_deref())
@@ -321,7 +374,15 @@ pub async fn record_reversal(
             let key: String = payment.try_get("payment_key")?;
             let reference = format!("creem:{kind}:{}", reversal.id);
             let reason = format!("{kind} of {key}");
-            let meta = EntryMeta { reason: Some(&reason), reference: Some(&reference), actor: "creem" };
+            let grant = sqlx::query("SELECT id FROM grants WHERE source_entry_id = $1")
+                .bind(payment.try_get::<Option<i64>, _>("grant_entry_id")?)
+                .fetch_optional(&mut *conn)
+                .await?
+                .map(|row| row.try_get::<i64, _>("id"))
+                .transpose()?;
+            let grants = grant.map_or(GrantEffect::Auto, GrantEffect::Prefer);
+            let meta =
+                EntryMeta { reason: Some(&reason), reference: Some(&reference), actor: "creem", grants };
             let applied =
                 store::apply(conn, &user_id, &Delta::reversal(entry_kind, take), Guard::None, &meta).await?;
             sqlx::query("UPDATE payment_reversals SET entry_id = $1 WHERE id = $2")

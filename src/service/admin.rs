@@ -5,7 +5,7 @@
 use super::{apply_change, user_view, CreditsService, ServiceError};
 use crate::audit;
 use crate::auth::Principal;
-use crate::ledger::store::{self, EntryMeta, LedgerError};
+use crate::ledger::store::{self, LedgerError};
 use crate::requests::{ChangeRequest, MAX_REASON_CHARS};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -192,8 +192,7 @@ impl CreditsService {
         let target = request.user_id.clone().unwrap_or_default();
         let mut tx = self.inner.db.pool.begin().await?;
         let before = store::lock(&mut tx, &target).await?.ok_or(LedgerError::NoAccount)?.figures;
-        let meta = EntryMeta { reason: Some(reason), reference: None, actor };
-        apply_change(&mut tx, &target, &request, &meta).await?;
+        apply_change(&mut tx, &target, &request, Some(reason), actor).await?;
         let after = store::load(&mut tx, &target).await?.ok_or(LedgerError::NoAccount)?.figures;
         let action = format!("batch.{}", request.action.as_str());
         let entry = audit::Action {

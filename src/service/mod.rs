@@ -223,7 +223,11 @@ impl CreditsService {
                 if caller.api_key.is_some() {
                     return Err(ServiceError::Invalid("an API key must name the user: ?userId=".into()));
                 }
-                self.ensure_account(caller).await?.0
+                self.ensure_account(caller).await?;
+                self.catch_up_grants(&caller.user_id).await?;
+                store::load(&mut *self.inner.db.pool.acquire().await?, &caller.user_id)
+                    .await?
+                    .ok_or(LedgerError::NoAccount)?
             }
         };
         let mut conn = self.inner.db.pool.acquire().await?;
@@ -263,8 +267,7 @@ impl CreditsService {
         } else {
             None
         };
-        let meta = EntryMeta { reason: request.reason.as_deref(), reference: None, actor: &actor };
-        apply_change(&mut tx, &target, &request, &meta).await?;
+        apply_change(&mut tx, &target, &request, request.reason.as_deref(), &actor).await?;
         let account = store::load(&mut tx, &target).await?.ok_or(LedgerError::NoAccount)?;
         if let Some(before) = &before {
             let action = format!("credits.{}", request.action.as_str());
@@ -329,7 +332,7 @@ impl CreditsService {
         let principal = Principal::user(user_id, None, None, false);
         self.ensure_account(&principal).await?;
         let mut tx = self.inner.db.pool.begin().await?;
-        let meta = EntryMeta { reason: Some(reason), reference: None, actor: "cli" };
+        let meta = EntryMeta { reason: Some(reason), actor: "cli", ..Default::default() };
         let figures =
             store::apply(&mut tx, user_id, &Delta::adjust(amount.get()), Guard::None, &meta).await?;
         tx.commit().await?;
@@ -364,8 +367,15 @@ impl CreditsService {
             None => {
                 let mut tx = pool.begin().await?;
                 let initial = self.inner.settings.initial_credits;
-                let created =
-                    store::create_if_missing(&mut tx, &caller.user_id, email, name, initial).await?;
+                let created = store::create_if_missing(
+                    &mut tx,
+                    &caller.user_id,
+                    email,
+                    name,
+                    initial,
+                    self.initial_grant(),
+                )
+                .await?;
                 let account = store::load(&mut tx, &caller.user_id).await?.ok_or(LedgerError::NoAccount)?;
                 tx.commit().await?;
                 if !created {
@@ -381,6 +391,14 @@ impl CreditsService {
         }
     }
 
+    /// The terms of the sign-up grant (`initial_credits_valid_days`).
+    pub(crate) fn initial_grant(&self) -> crate::grants::GrantEffect {
+        let mut spec = crate::grants::GrantSpec::default_for(crate::ledger::EntryKind::Initial);
+        spec.expires_at =
+            self.inner.settings.initial_valid_days.map(|days| crate::db::now_ms() + days * 86_400_000);
+        crate::grants::GrantEffect::Create(spec)
+    }
+
     /// Credits payments that arrived before their user, in their own
     /// transaction after the account's creation committed. The webhook side
     /// checks again after its own commit, so one of the two always sees the other.
@@ -390,13 +408,30 @@ impl CreditsService {
             return Ok(0);
         }
         let mut tx = pool.begin().await?;
-        let credited = crate::payments::credit_pending(&mut tx, user_id, email).await?;
+        let cap = self.inner.settings.subscription_rollover_cap;
+        let credited = crate::payments::credit_pending(&mut tx, user_id, email, cap).await?;
         tx.commit().await?;
         Ok(credited)
     }
 
     async fn view_of(&self, conn: &mut AnyConnection, account: Account) -> Result<CreditsView, ServiceError> {
         let recent = store::entries_before(conn, &account.user_id, None, RECENT_ENTRIES).await?;
+        let grants = crate::grants::list(conn, &account.user_id).await?;
+        let now = crate::db::now_ms();
+        let next_expiry = grants
+            .iter()
+            .filter(|grant| grant.status == "active" && grant.remaining > 0)
+            .filter_map(|grant| grant.expires_at_ms.map(|at| (at, grant.remaining)))
+            .min_by_key(|(at, _)| *at)
+            .map(|(at, _)| crate::dto::NextExpiry {
+                at: rfc3339(at),
+                amount: grants
+                    .iter()
+                    .filter(|grant| grant.status == "active" && grant.expires_at_ms == Some(at))
+                    .map(|grant| grant.remaining)
+                    .sum(),
+            });
+        let notices = crate::outbox::notices(conn, &account.user_id, 5).await?;
         let cost_per_video = self.inner.settings.cost_per_video;
         Ok(CreditsView {
             credits: account.figures.as_dto(),
@@ -405,8 +440,92 @@ impl CreditsService {
             can_generate_video: account.status == "active" && account.figures.remaining >= cost_per_video,
             recent: recent.into_iter().map(entry_view).collect(),
             updated_at: rfc3339(account.updated_at_ms),
+            grants: grants
+                .iter()
+                .filter(|grant| grant.remaining > 0 || grant.status == "scheduled")
+                .map(|grant| crate::dto::GrantView {
+                    id: grant.id,
+                    kind: grant.kind.clone(),
+                    category: grant.category.clone(),
+                    amount: grant.amount,
+                    remaining: grant.remaining,
+                    priority: grant.priority,
+                    effective_at: rfc3339(grant.effective_at_ms),
+                    expires_at: grant.expires_at_ms.map(rfc3339),
+                })
+                .collect(),
+            next_expiry: next_expiry.filter(|_| now > 0),
+            notices: notices
+                .into_iter()
+                .map(|notice| crate::dto::NoticeView {
+                    id: notice.id,
+                    event_type: notice.event_type,
+                    data: notice.data,
+                    created_at: notice.created_at,
+                })
+                .collect(),
             user_id: account.user_id,
         })
+    }
+
+    /// Starts and ends a user's due grants before their figures are shown, so
+    /// figures never count an expired grant or miss a started one.
+    pub(crate) async fn catch_up_grants(&self, user_id: &str) -> Result<(), ServiceError> {
+        let pool = &self.inner.db.pool;
+        let now = crate::db::now_ms();
+        if !crate::grants::has_due(&mut *pool.acquire().await?, user_id, now).await? {
+            return Ok(());
+        }
+        let mut tx = pool.begin().await?;
+        store::lock(&mut tx, user_id).await?;
+        crate::grants::catch_up(&mut tx, user_id, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// `POST /api/admin/grants/{id}/void`: the grant's unspent rest leaves the
+    /// account; what was spent stays spent. Audited.
+    pub async fn void_grant(
+        &self,
+        caller: &Principal,
+        grant_id: i64,
+        reason: &str,
+    ) -> Result<Value, ServiceError> {
+        if !caller.is_admin {
+            return Err(ServiceError::Forbidden("admins only".into()));
+        }
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > crate::requests::MAX_REASON_CHARS {
+            return Err(ServiceError::Invalid("`reason` is required (1 to 500 characters)".into()));
+        }
+        let pool = &self.inner.db.pool;
+        let owner = sqlx::query("SELECT user_id FROM grants WHERE id = $1")
+            .bind(grant_id)
+            .fetch_optional(pool)
+            .await?
+            .map(|row| sqlx::Row::try_get::<String, _>(&row, "user_id"))
+            .transpose()?
+            .ok_or_else(|| ServiceError::NotFound("no such grant".into()))?;
+        let actor = format!("admin:{}", caller.user_id);
+        let mut tx = pool.begin().await?;
+        let before = store::lock(&mut tx, &owner).await?.ok_or(LedgerError::NoAccount)?.figures;
+        let removed = crate::grants::end(&mut tx, grant_id, crate::ledger::EntryKind::Void, reason, &actor)
+            .await?
+            .ok_or_else(|| ServiceError::Invalid("the grant has already expired or been voided".into()))?;
+        let after = store::load(&mut tx, &owner).await?.ok_or(LedgerError::NoAccount)?.figures;
+        let action = crate::audit::Action {
+            actor: &actor,
+            action: "grant.void",
+            target_user: Some(&owner),
+            reason,
+            before: Some(&before),
+            after: Some(&after),
+        };
+        crate::audit::record(&mut tx, &action).await?;
+        tx.commit().await?;
+        Ok(
+            serde_json::json!({"grantId": grant_id, "userId": owner, "removed": removed, "credits": after.as_dto()}),
+        )
     }
 }
 
@@ -468,29 +587,82 @@ pub(crate) async fn store_response<T: serde::Serialize>(
     Ok(())
 }
 
-/// The ledger write for one change request.
+/// The ledger write for one change request. It locks the account and brings
+/// its grants up to date first, so the change only ever sees live grants.
 pub(crate) async fn apply_change(
     conn: &mut AnyConnection,
     target: &str,
     request: &ChangeRequest,
-    meta: &EntryMeta<'_>,
-) -> Result<(), LedgerError> {
+    reason: Option<&str>,
+    actor: &str,
+) -> Result<(), ServiceError> {
+    let now = crate::db::now_ms();
+    store::lock(conn, target).await?.ok_or(LedgerError::NoAccount)?;
+    crate::grants::catch_up(conn, target, now).await?;
     let amount = request.amount.get();
+    let meta = EntryMeta { reason, actor, ..Default::default() };
     match request.action {
         Action::Deduct => {
-            store::apply(conn, target, &Delta::spend(amount), Guard::Covered(amount), meta).await?;
+            store::apply(conn, target, &Delta::spend(amount), Guard::Covered(amount), &meta).await?;
         }
         Action::Add => {
-            store::apply(conn, target, &Delta::adjust(amount), Guard::None, meta).await?;
+            let spec = grant_spec(&request.grant, now)?;
+            if spec.effective_at.is_some_and(|at| at > now) {
+                crate::grants::schedule(conn, target, "adjust", amount, &spec).await?;
+            } else {
+                let meta = EntryMeta { grants: crate::grants::GrantEffect::Create(spec), ..meta };
+                store::apply(conn, target, &Delta::adjust(amount), Guard::None, &meta).await?;
+            }
         }
         Action::Set => {
-            let account = store::lock(conn, target).await?.ok_or(LedgerError::NoAccount)?;
+            let account = store::load(conn, target).await?.ok_or(LedgerError::NoAccount)?;
             if let Some(delta) = Delta::set_to(&account.figures, amount) {
-                store::apply(conn, target, &delta, Guard::None, meta).await?;
+                store::apply(conn, target, &delta, Guard::None, &meta).await?;
             }
         }
     }
     Ok(())
+}
+
+/// Turns an `add`'s grant terms into a `GrantSpec`, refusing impossible dates.
+fn grant_spec(
+    terms: &crate::requests::GrantTerms,
+    now: i64,
+) -> Result<crate::grants::GrantSpec, ServiceError> {
+    const TEN_YEARS_MS: i64 = 10 * 366 * 86_400_000;
+    let parse = |value: &Option<String>, field: &str| -> Result<Option<i64>, ServiceError> {
+        value
+            .as_deref()
+            .map(|text| {
+                chrono::DateTime::parse_from_rfc3339(text)
+                    .map(|at| at.timestamp_millis())
+                    .map_err(|_| ServiceError::Invalid(format!("`{field}` must be an RFC 3339 time")))
+            })
+            .transpose()
+    };
+    let effective_at = parse(&terms.effective_at, "effectiveAt")?;
+    let expires_at = parse(&terms.expires_at, "expiresAt")?;
+    let start = effective_at.unwrap_or(now).max(now);
+    if effective_at.is_some_and(|at| at > now + TEN_YEARS_MS)
+        || expires_at.is_some_and(|at| at > now + TEN_YEARS_MS)
+    {
+        return Err(ServiceError::Invalid("grant dates must be within ten years".into()));
+    }
+    if expires_at.is_some_and(|at| at <= start) {
+        return Err(ServiceError::Invalid("`expiresAt` must be after now and after `effectiveAt`".into()));
+    }
+    let category = match terms.category.as_deref() {
+        Some("free") => "free",
+        Some("paid") => "paid",
+        _ => "promotional",
+    };
+    Ok(crate::grants::GrantSpec {
+        category,
+        priority: terms.priority.unwrap_or(crate::grants::DEFAULT_PRIORITY),
+        effective_at,
+        expires_at,
+        reference: None,
+    })
 }
 
 pub(crate) fn entry_view(entry: Entry) -> EntryView {

@@ -189,9 +189,15 @@ impl CreditsService {
         let (outcome, detail) = match &event {
             clerk::Event::UserUpserted { user_id, email, name, .. } => {
                 let initial = self.inner.settings.initial_credits;
-                let created =
-                    store::create_if_missing(&mut tx, user_id, email.as_deref(), name.as_deref(), initial)
-                        .await?;
+                let created = store::create_if_missing(
+                    &mut tx,
+                    user_id,
+                    email.as_deref(),
+                    name.as_deref(),
+                    initial,
+                    self.initial_grant(),
+                )
+                .await?;
                 if !created {
                     store::update_profile(&mut tx, user_id, email.as_deref(), name.as_deref()).await?;
                 }

@@ -59,6 +59,8 @@ pub struct Payment {
     pub currency: Option<String>,
     pub user_id: Option<String>,
     pub customer_email: Option<String>,
+    /// End of the paid subscription period (`current_period_end_date`), in ms.
+    pub period_end_ms: Option<i64>,
 }
 
 /// One-time orders are identified by their order; subscription payments by
@@ -162,6 +164,7 @@ fn checkout_payment(object: &Value) -> Result<Payment, ParseError> {
         currency: text(object, &["order", "currency"]),
         user_id,
         customer_email: text(object, &["customer", "email"]).map(|e| e.to_lowercase()),
+        period_end_ms: None,
     })
 }
 
@@ -177,6 +180,9 @@ fn subscription_payment(object: &Value) -> Result<Payment, ParseError> {
         currency: text(object, &["product", "currency"]),
         user_id: text(object, &["metadata", "userId"]),
         customer_email: text(object, &["customer", "email"]).map(|e| e.to_lowercase()),
+        period_end_ms: text(object, &["current_period_end_date"])
+            .and_then(|date| chrono::DateTime::parse_from_rfc3339(&date).ok())
+            .map(|date| date.timestamp_millis()),
     })
 }
 

@@ -19,6 +19,7 @@ pub fn router<S>(service: CreditsService) -> Router<S> {
         .route("/api/admin/audit", get(audit))
         .route("/api/admin/stats", get(stats))
         .route("/api/admin/check", get(check))
+        .route("/api/admin/grants/{id}/void", post(void_grant))
         .with_state(service)
 }
 
@@ -134,6 +135,26 @@ async fn check(State(service): State<CreditsService>, headers: HeaderMap) -> Res
         async {
             admin(&service, &headers).await?;
             service.check().await.map_err(api_error)
+        }
+        .await,
+    )
+}
+
+async fn void_grant(
+    State(service): State<CreditsService>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> Response {
+    done(
+        async {
+            let caller = caller(&service, &Method::POST, &headers).await?;
+            let body = super::json_object(&body).map_err(api_error)?;
+            if let Some(unknown) = body.keys().find(|key| key.as_str() != "reason") {
+                return Err(api_error(ServiceError::Invalid(format!("unknown field `{unknown}`"))));
+            }
+            let reason = body.get("reason").and_then(|value| value.as_str()).unwrap_or("");
+            service.void_grant(&caller, id, reason).await.map_err(api_error)
         }
         .await,
     )

@@ -6,8 +6,8 @@
 use axum::routing::get;
 use axum::Router;
 use credits::dto::{
-    CheckoutResponse, CreditFigures, CreditsView, EntryView, ErrorBody, ErrorDetail, HistoryPage, HoldView,
-    SyncResponse, UserView,
+    CheckoutResponse, CreditFigures, CreditsView, EntryView, ErrorBody, ErrorDetail, GrantView, HistoryPage,
+    HoldView, NextExpiry, NoticeView, SyncResponse, UserView,
 };
 use utoipa::OpenApi;
 
@@ -42,6 +42,9 @@ use utoipa::OpenApi;
         openapi_json
     ),
     components(schemas(
+        GrantView,
+        NextExpiry,
+        NoticeView,
         CreditsView,
         CreditFigures,
         EntryView,
@@ -132,6 +135,10 @@ fn admin_stats() {}
 
 #[utoipa::path(get, path = "/api/admin/check", responses((status = 200, body = serde_json::Value)))]
 fn admin_check() {}
+
+#[utoipa::path(post, path = "/api/admin/grants/{id}/void", params(("id" = i64, Path)), request_body = serde_json::Value,
+    responses((status = 200, body = serde_json::Value), (status = 404, body = ErrorBody)))]
+fn void_grant() {}
 
 #[utoipa::path(get, path = "/healthz", responses((status = 200, body = serde_json::Value)))]
 fn healthz() {}

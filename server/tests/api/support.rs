@@ -202,10 +202,9 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(credits_server::serve(listener, app));
-        credits_server::spawn_background(
-            service.clone(),
-            std::time::Duration::from_millis(config.sweep_interval_ms),
-        );
+        let outbox = config.outbox_endpoint().expect("outbox endpoint");
+        let interval = std::time::Duration::from_millis(config.sweep_interval_ms);
+        credits_server::spawn_background(service.clone(), interval, outbox);
         let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
         Self { base, client, service }
     }

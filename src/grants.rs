@@ -1,0 +1,525 @@
+//! Grants: identifiable blocks of credits with a start, an optional expiry, a
+//! priority and a category. Every credit-adding entry makes (or activates) one;
+//! every removing entry draws from live grants in a fixed order and records the
+//! draw, so captures, releases, refunds and voids touch the right grant.
+//!
+//! Draw order: `priority` (lower first), then soonest `expires_at` (never-expiring
+//! last), then oldest. All grant changes of a user happen while the user's
+//! account row is locked by the same transaction.
+
+use crate::ledger::store::{self, EntryMeta, Guard, LedgerError};
+use crate::ledger::{Delta, EntryKind};
+use serde::Serialize;
+use sqlx::{AnyConnection, AnyPool, Row};
+
+/// How an entry changes grants (`EntryMeta::grants`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum GrantEffect {
+    /// Adding kinds make a default grant; removing kinds draw in order.
+    #[default]
+    Auto,
+    /// Make a grant with these terms.
+    Create(GrantSpec),
+    /// This scheduled grant starts counting now.
+    Activate(i64),
+    /// Draw from this grant first (a refund of its payment), then in order.
+    Prefer(i64),
+    /// Exactly these (grant, amount) pairs: a hold's capture or release, an expiry or void.
+    Exact(Vec<(i64, i64)>),
+}
+
+/// The terms of a grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantSpec {
+    pub category: &'static str,
+    pub priority: i64,
+    pub effective_at: Option<i64>,
+    pub expires_at: Option<i64>,
+    pub reference: Option<String>,
+}
+
+pub const DEFAULT_PRIORITY: i64 = 50;
+pub const CATEGORIES: [&str; 3] = ["free", "paid", "promotional"];
+
+impl GrantSpec {
+    /// The default terms for an entry kind: initial grants are free, purchases
+    /// paid, admin additions promotional; none expire.
+    pub fn default_for(kind: EntryKind) -> Self {
+        let category = match kind {
+            EntryKind::Initial => "free",
+            EntryKind::Purchase => "paid",
+            _ => "promotional",
+        };
+        Self { category, priority: DEFAULT_PRIORITY, effective_at: None, expires_at: None, reference: None }
+    }
+}
+
+/// A grant as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantRow {
+    pub id: i64,
+    pub user_id: String,
+    pub kind: String,
+    pub category: String,
+    pub amount: i64,
+    pub remaining: i64,
+    pub held: i64,
+    pub priority: i64,
+    pub status: String,
+    pub effective_at_ms: i64,
+    pub expires_at_ms: Option<i64>,
+}
+
+fn kind_of_grant(kind: EntryKind) -> Option<&'static str> {
+    match kind {
+        EntryKind::Initial => Some("initial"),
+        EntryKind::Purchase => Some("purchase"),
+        EntryKind::Adjust => Some("adjust"),
+        _ => None,
+    }
+}
+
+/// The delta that makes a grant of `grant_kind` count.
+pub fn adding_delta(grant_kind: &str, amount: i64) -> Delta {
+    match grant_kind {
+        "initial" => Delta::initial(amount),
+        "purchase" => Delta::purchase(amount),
+        _ => Delta::adjust(amount),
+    }
+}
+
+/// The delta that removes `amount` of a grant of `grant_kind` (expiry or void).
+pub fn removing_delta(kind: EntryKind, grant_kind: &str, amount: i64) -> Delta {
+    let mut delta = Delta { kind: Some(kind), remaining: -amount, ..Delta::default() };
+    match grant_kind {
+        "initial" => delta.initial = -amount,
+        "purchase" => delta.bonus = -amount,
+        _ => delta.adjustments = -amount,
+    }
+    delta
+}
+
+/// Which grant column a draw moves credits into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Into_ {
+    Held,
+    Used,
+    Removed,
+}
+
+impl Into_ {
+    fn column(self) -> &'static str {
+        match self {
+            Self::Held => "held",
+            Self::Used => "used",
+            Self::Removed => "removed",
+        }
+    }
+}
+
+const DRAW_ORDER: &str =
+    "priority, CASE WHEN expires_at IS NULL THEN 1 ELSE 0 END, expires_at, created_at, id";
+
+/// Keeps grants in step with one ledger entry (called by `store::apply`).
+pub(crate) async fn on_entry(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    delta: &Delta,
+    entry_id: i64,
+    effect: &GrantEffect,
+    remaining_after: i64,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let kind = delta.kind.expect("an entry has a kind");
+    let amount = delta.remaining.abs();
+    match kind {
+        EntryKind::Initial | EntryKind::Purchase | EntryKind::Adjust if delta.remaining > 0 => {
+            // Credits arriving while the account is in debt repay the debt first.
+            let before = remaining_after - delta.remaining;
+            let repaid = (-before).clamp(0, amount);
+            match effect {
+                GrantEffect::Activate(grant_id) => {
+                    sqlx::query(
+                        "UPDATE grants SET status = 'active', source_entry_id = $1, remaining = remaining - $2, \
+                         removed = removed + $2 WHERE id = $3 AND status = 'scheduled'",
+                    )
+                    .bind(entry_id)
+                    .bind(repaid)
+                    .bind(grant_id)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                _ => {
+                    let spec = match effect {
+                        GrantEffect::Create(spec) => spec.clone(),
+                        _ => GrantSpec::default_for(kind),
+                    };
+                    let grant_kind = kind_of_grant(kind).expect("an adding kind");
+                    insert(conn, user_id, grant_kind, amount, &spec, Some(entry_id), repaid, now).await?;
+                }
+            }
+        }
+        EntryKind::Spend => draw(conn, user_id, entry_id, amount, None, Into_::Used, false, now).await?,
+        EntryKind::Hold => draw(conn, user_id, entry_id, amount, None, Into_::Held, false, now).await?,
+        EntryKind::Adjust => draw(conn, user_id, entry_id, amount, None, Into_::Removed, true, now).await?,
+        EntryKind::Refund | EntryKind::Clawback => {
+            let prefer = match effect {
+                GrantEffect::Prefer(grant_id) => Some(*grant_id),
+                _ => None,
+            };
+            draw(conn, user_id, entry_id, amount, prefer, Into_::Removed, true, now).await?
+        }
+        EntryKind::Capture | EntryKind::Release | EntryKind::Expire | EntryKind::Void => {
+            let GrantEffect::Exact(parts) = effect else {
+                return Err(sqlx::Error::Protocol(format!("{} needs the exact grants", kind.as_str())));
+            };
+            let (from, to) = match kind {
+                EntryKind::Capture => ("held", "used"),
+                EntryKind::Release => ("held", "remaining"),
+                _ => ("remaining", "removed"),
+            };
+            for (grant_id, part) in parts {
+                let sql = format!("UPDATE grants SET {from} = {from} - $1, {to} = {to} + $1 WHERE id = $2");
+                sqlx::query(&sql).bind(part).bind(grant_id).execute(&mut *conn).await?;
+                record_draw(conn, entry_id, *grant_id, *part).await?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn insert(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    grant_kind: &str,
+    amount: i64,
+    spec: &GrantSpec,
+    source_entry_id: Option<i64>,
+    repaid: i64,
+    now: i64,
+) -> Result<i64, sqlx::Error> {
+    let status = if source_entry_id.is_some() { "active" } else { "scheduled" };
+    let row = sqlx::query(
+        "INSERT INTO grants (user_id, source_entry_id, kind, category, amount, remaining, removed, priority, \
+         effective_at, expires_at, status, reference, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+    )
+    .bind(user_id)
+    .bind(source_entry_id)
+    .bind(grant_kind)
+    .bind(spec.category)
+    .bind(amount)
+    .bind(amount - repaid)
+    .bind(repaid)
+    .bind(spec.priority)
+    .bind(spec.effective_at.unwrap_or(now).min(if source_entry_id.is_some() { now } else { i64::MAX }))
+    .bind(spec.expires_at)
+    .bind(status)
+    .bind(spec.reference.as_deref())
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    row.try_get("id")
+}
+
+/// Stores a grant that starts later; it counts from `effective_at` on.
+pub async fn schedule(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    grant_kind: &str,
+    amount: i64,
+    spec: &GrantSpec,
+) -> Result<i64, sqlx::Error> {
+    insert(conn, user_id, grant_kind, amount, spec, None, 0, crate::db::now_ms()).await
+}
+
+async fn record_draw(
+    conn: &mut AnyConnection,
+    entry_id: i64,
+    grant_id: i64,
+    amount: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO grant_draws (entry_id, grant_id, amount) VALUES ($1, $2, $3) \
+         ON CONFLICT (entry_id, grant_id) DO UPDATE SET amount = grant_draws.amount + excluded.amount",
+    )
+    .bind(entry_id)
+    .bind(grant_id)
+    .bind(amount)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Takes `amount` from live grants in draw order (a preferred grant first).
+/// A spend or hold must be covered; a removal may run short (the rest is debt).
+#[allow(clippy::too_many_arguments)]
+async fn draw(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    entry_id: i64,
+    amount: i64,
+    prefer: Option<i64>,
+    into: Into_,
+    may_run_short: bool,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let sql = format!(
+        "SELECT id, remaining FROM grants WHERE user_id = $1 AND status = 'active' AND remaining > 0 \
+         AND (expires_at IS NULL OR expires_at > $2) ORDER BY CASE WHEN id = $3 THEN 0 ELSE 1 END, {DRAW_ORDER}"
+    );
+    let rows =
+        sqlx::query(&sql).bind(user_id).bind(now).bind(prefer.unwrap_or(-1)).fetch_all(&mut *conn).await?;
+    let mut left = amount;
+    let update = format!(
+        "UPDATE grants SET remaining = remaining - $1, {column} = {column} + $1 WHERE id = $2",
+        column = into.column()
+    );
+    for row in rows {
+        if left == 0 {
+            break;
+        }
+        let grant_id: i64 = row.try_get("id")?;
+        let take = left.min(row.try_get::<i64, _>("remaining")?);
+        sqlx::query(&update).bind(take).bind(grant_id).execute(&mut *conn).await?;
+        record_draw(conn, entry_id, grant_id, take).await?;
+        left -= take;
+    }
+    if left > 0 && !may_run_short {
+        return Err(sqlx::Error::Protocol(format!("live grants of {user_id} do not cover {amount}")));
+    }
+    Ok(())
+}
+
+/// Starts due scheduled grants and expires due ones for one user. The caller
+/// holds the user's account lock (`store::lock`) in the same transaction.
+pub async fn catch_up(conn: &mut AnyConnection, user_id: &str, now: i64) -> Result<usize, LedgerError> {
+    let mut changed = 0;
+    let due = sqlx::query(
+        "SELECT id, kind, amount FROM grants WHERE user_id = $1 AND status = 'scheduled' AND effective_at <= $2 \
+         ORDER BY effective_at, id",
+    )
+    .bind(user_id)
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await?;
+    for row in due {
+        let (id, kind, amount): (i64, String, i64) =
+            (row.try_get("id")?, row.try_get("kind")?, row.try_get("amount")?);
+        let meta = EntryMeta {
+            reason: Some("grant starts"),
+            actor: "system",
+            grants: GrantEffect::Activate(id),
+            ..Default::default()
+        };
+        store::apply(conn, user_id, &adding_delta(&kind, amount), Guard::None, &meta).await?;
+        changed += 1;
+    }
+    let expiring = sqlx::query(
+        "SELECT id FROM grants WHERE user_id = $1 AND status = 'active' AND expires_at IS NOT NULL AND expires_at <= $2 ORDER BY id",
+    )
+    .bind(user_id)
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await?;
+    for row in expiring {
+        if end(conn, row.try_get("id")?, EntryKind::Expire, "grant expired", "system").await?.is_some() {
+            changed += 1;
+        }
+    }
+    Ok(changed)
+}
+
+/// Ends one grant (expiry or void) exactly once: its unspent rest leaves the
+/// account with an `expire` or `void` entry; held credits stay held and are
+/// removed when their hold lets go. Returns the credits removed.
+pub async fn end(
+    conn: &mut AnyConnection,
+    grant_id: i64,
+    kind: EntryKind,
+    reason: &str,
+    actor: &str,
+) -> Result<Option<i64>, LedgerError> {
+    let status = if kind == EntryKind::Void { "voided" } else { "expired" };
+    let ended = sqlx::query(
+        "UPDATE grants SET status = $1 WHERE id = $2 AND status IN ('active', 'scheduled') \
+         RETURNING user_id, kind, remaining, source_entry_id",
+    )
+    .bind(status)
+    .bind(grant_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = ended else { return Ok(None) };
+    let (user_id, grant_kind, rest): (String, String, i64) =
+        (row.try_get("user_id")?, row.try_get("kind")?, row.try_get("remaining")?);
+    let counted = row.try_get::<Option<i64>, _>("source_entry_id")?.is_some();
+    if !counted {
+        // A scheduled grant never counted: it ends without touching the figures.
+        sqlx::query("UPDATE grants SET remaining = 0, removed = removed + $1 WHERE id = $2")
+            .bind(rest)
+            .bind(grant_id)
+            .execute(&mut *conn)
+            .await?;
+        return Ok(Some(0));
+    }
+    if rest > 0 {
+        let meta = EntryMeta {
+            reason: Some(reason),
+            actor,
+            grants: GrantEffect::Exact(vec![(grant_id, rest)]),
+            ..Default::default()
+        };
+        store::apply(conn, &user_id, &removing_delta(kind, &grant_kind, rest), Guard::None, &meta).await?;
+        if kind == EntryKind::Expire {
+            metrics::counter!("grant_expiries_total").increment(1);
+        }
+    }
+    Ok(Some(rest))
+}
+
+/// Removes credits that came back (a hold's release) to grants that have
+/// since expired or been voided.
+pub async fn settle_returns(conn: &mut AnyConnection, parts: &[(i64, i64)]) -> Result<(), LedgerError> {
+    for (grant_id, amount) in parts {
+        let row = sqlx::query("SELECT user_id, kind, status FROM grants WHERE id = $1")
+            .bind(grant_id)
+            .fetch_one(&mut *conn)
+            .await?;
+        let status: String = row.try_get("status")?;
+        if status == "active" {
+            continue;
+        }
+        let (user_id, grant_kind): (String, String) = (row.try_get("user_id")?, row.try_get("kind")?);
+        let kind = if status == "voided" { EntryKind::Void } else { EntryKind::Expire };
+        let meta = EntryMeta {
+            reason: Some("returned to an ended grant"),
+            actor: "system",
+            grants: GrantEffect::Exact(vec![(*grant_id, *amount)]),
+            ..Default::default()
+        };
+        store::apply(conn, &user_id, &removing_delta(kind, &grant_kind, *amount), Guard::None, &meta).await?;
+    }
+    Ok(())
+}
+
+/// What a hold took from each grant, in draw order.
+pub async fn draws_of(conn: &mut AnyConnection, entry_id: i64) -> Result<Vec<(i64, i64)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT d.grant_id, d.amount FROM grant_draws d JOIN grants g ON g.id = d.grant_id WHERE d.entry_id = $1 \
+         ORDER BY g.priority, CASE WHEN g.expires_at IS NULL THEN 1 ELSE 0 END, g.expires_at, g.created_at, g.id",
+    )
+    .bind(entry_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(|row| Ok((row.try_get("grant_id")?, row.try_get("amount")?))).collect()
+}
+
+/// Live and future grants of a user, in draw order.
+pub async fn list(conn: &mut AnyConnection, user_id: &str) -> Result<Vec<GrantRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT id, user_id, kind, category, amount, remaining, held, priority, status, effective_at, expires_at \
+         FROM grants WHERE user_id = $1 AND status IN ('active', 'scheduled') AND (remaining > 0 OR held > 0) \
+         ORDER BY {DRAW_ORDER}"
+    );
+    let rows = sqlx::query(&sql).bind(user_id).fetch_all(&mut *conn).await?;
+    rows.iter()
+        .map(|row| {
+            Ok(GrantRow {
+                id: row.try_get("id")?,
+                user_id: row.try_get("user_id")?,
+                kind: row.try_get("kind")?,
+                category: row.try_get("category")?,
+                amount: row.try_get("amount")?,
+                remaining: row.try_get("remaining")?,
+                held: row.try_get("held")?,
+                priority: row.try_get("priority")?,
+                status: row.try_get("status")?,
+                effective_at_ms: row.try_get("effective_at")?,
+                expires_at_ms: row.try_get("expires_at")?,
+            })
+        })
+        .collect()
+}
+
+/// Whether a user has grants to start or expire (a cheap read before a write).
+pub async fn has_due(conn: &mut AnyConnection, user_id: &str, now: i64) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT id FROM grants WHERE user_id = $1 AND ((status = 'scheduled' AND effective_at <= $2) \
+         OR (status = 'active' AND expires_at IS NOT NULL AND expires_at <= $2)) LIMIT 1",
+    )
+    .bind(user_id)
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.is_some())
+}
+
+/// The sweep every instance runs: users with due grants are caught up, each in
+/// its own transaction under its account lock, so any number of instances may
+/// sweep at once and each grant starts and ends exactly once.
+pub async fn sweep(pool: &AnyPool, limit: i64) -> Result<usize, LedgerError> {
+    let now = crate::db::now_ms();
+    let users: Vec<String> = sqlx::query(
+        "SELECT DISTINCT user_id FROM grants WHERE (status = 'scheduled' AND effective_at <= $1) \
+         OR (status = 'active' AND expires_at IS NOT NULL AND expires_at <= $1) LIMIT $2",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|row| row.try_get("user_id"))
+    .collect::<Result<_, _>>()?;
+    let mut changed = 0;
+    for user_id in users {
+        let mut tx = pool.begin().await?;
+        store::lock(&mut tx, &user_id).await?;
+        changed += catch_up(&mut tx, &user_id, now).await?;
+        tx.commit().await?;
+    }
+    Ok(changed)
+}
+
+/// Subscription roll-over: after a new period's grant (`newest_entry_id`),
+/// unspent credits of earlier periods (grants with `reference`) above `cap`
+/// expire, oldest first.
+pub async fn cap_rollover(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    reference: &str,
+    cap: i64,
+    newest_entry_id: i64,
+) -> Result<(), LedgerError> {
+    let rows = sqlx::query(
+        "SELECT id, kind, remaining FROM grants WHERE user_id = $1 AND reference = $2 AND status = 'active' \
+         AND remaining > 0 AND source_entry_id <> $3 ORDER BY created_at, id",
+    )
+    .bind(user_id)
+    .bind(reference)
+    .bind(newest_entry_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let carried: i64 = rows.iter().map(|row| row.try_get::<i64, _>("remaining").unwrap_or(0)).sum();
+    let mut excess = carried - cap;
+    for row in rows {
+        if excess <= 0 {
+            break;
+        }
+        let (id, kind, remaining): (i64, String, i64) =
+            (row.try_get("id")?, row.try_get("kind")?, row.try_get("remaining")?);
+        let take = excess.min(remaining);
+        let meta = EntryMeta {
+            reason: Some("subscription roll-over cap"),
+            actor: "system",
+            grants: GrantEffect::Exact(vec![(id, take)]),
+            ..Default::default()
+        };
+        store::apply(conn, user_id, &removing_delta(EntryKind::Expire, &kind, take), Guard::None, &meta)
+            .await?;
+        excess -= take;
+    }
+    Ok(())
+}

@@ -177,7 +177,7 @@ pub(crate) async fn on_entry(
             let (from, to) = match kind {
                 EntryKind::Capture => ("held", "used"),
                 EntryKind::Release => ("held", "remaining"),
-                _ => ("remaining", "removed"),
+                _ => ("remaining", "expired"),
             };
             for (grant_id, part) in parts {
                 let sql = format!("UPDATE grants SET {from} = {from} - $1, {to} = {to} + $1 WHERE id = $2");
@@ -358,7 +358,7 @@ pub async fn end(
     let counted = row.try_get::<Option<i64>, _>("source_entry_id")?.is_some();
     if !counted {
         // A scheduled grant never counted: it ends without touching the figures.
-        sqlx::query("UPDATE grants SET remaining = 0, removed = removed + $1 WHERE id = $2")
+        sqlx::query("UPDATE grants SET remaining = 0, expired = expired + $1 WHERE id = $2")
             .bind(rest)
             .bind(grant_id)
             .execute(&mut *conn)

@@ -15,8 +15,10 @@ CREATE TABLE grants (
     remaining       BIGINT NOT NULL CHECK (remaining >= 0),
     held            BIGINT NOT NULL DEFAULT 0 CHECK (held >= 0),
     used            BIGINT NOT NULL DEFAULT 0 CHECK (used >= 0),
-    -- Expired, voided, clawed back, or repaying a debt.
+    -- Clawed back, adjusted away, or repaying a debt.
     removed         BIGINT NOT NULL DEFAULT 0 CHECK (removed >= 0),
+    -- Left with the grant's expiry or void.
+    expired         BIGINT NOT NULL DEFAULT 0 CHECK (expired >= 0),
     priority        BIGINT NOT NULL DEFAULT 50 CHECK (priority BETWEEN 0 AND 100),
     effective_at    BIGINT NOT NULL,
     expires_at      BIGINT CHECK (expires_at IS NULL OR expires_at > effective_at),
@@ -26,7 +28,7 @@ CREATE TABLE grants (
     expiring_notified BIGINT NOT NULL DEFAULT 0,
     created_at      BIGINT NOT NULL,
     -- Every credit of a grant is somewhere.
-    CHECK (remaining + held + used + removed = amount),
+    CHECK (remaining + held + used + removed + expired = amount),
     CHECK (status <> 'scheduled' OR (remaining = amount AND source_entry_id IS NULL))
 );
 CREATE INDEX grants_draw_order ON grants (user_id, status, priority, expires_at);
@@ -43,6 +45,9 @@ CREATE INDEX grant_draws_grant ON grant_draws (grant_id);
 
 -- When the credits of a payment expire (plan validity or subscription period end).
 ALTER TABLE payments ADD COLUMN grant_expires_at BIGINT;
+-- Credits a refund or dispute actually removed (clawed_back is what it aimed for;
+-- credits that already expired with the grant are not taken twice).
+ALTER TABLE payments ADD COLUMN removed_credits BIGINT NOT NULL DEFAULT 0;
 
 -- The hold entry, whose draws a capture or release returns.
 ALTER TABLE holds ADD COLUMN entry_id BIGINT REFERENCES ledger_entries (id);

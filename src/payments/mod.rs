@@ -334,7 +334,8 @@ pub async fn record_reversal(
     let payment = sqlx::query(
         "UPDATE payments SET refunded_cents = refunded_cents \
          WHERE (order_id IS NOT NULL AND order_id = $1) OR (transaction_id IS NOT NULL AND transaction_id = $2) \
-         RETURNING id, payment_key, status, user_id, credits, clawed_back, refunded_cents, amount_cents, grant_entry_id",
+         RETURNING id, payment_key, status, user_id, credits, clawed_back, refunded_cents, amount_cents, grant_entry_id, \
+         removed_credits",
     )
     .bind(reversal.order_id.as_deref())
     .bind(reversal.transaction_id.as_deref())
@@ -354,18 +355,35 @@ pub async fn record_reversal(
         None => (credits - clawed_back, refunded.max(amount_cents)),
     };
     let take = take.min(credits - clawed_back).max(0);
-    sqlx::query("UPDATE payments SET refunded_cents = $1, clawed_back = clawed_back + $2 WHERE id = $3")
-        .bind(refunded_after)
-        .bind(take)
-        .bind(payment_id)
-        .execute(&mut *conn)
+    // Credits that already left with the grant's expiry or void are not taken twice.
+    let grant_entry: Option<i64> = payment.try_get("grant_entry_id")?;
+    let grant = sqlx::query("SELECT id, expired FROM grants WHERE source_entry_id = $1")
+        .bind(grant_entry)
+        .fetch_optional(&mut *conn)
         .await?;
+    let (grant_id, expired) = match &grant {
+        Some(row) => (Some(row.try_get::<i64, _>("id")?), row.try_get::<i64, _>("expired")?),
+        None => (None, 0),
+    };
+    let removed_before: i64 = payment.try_get("removed_credits")?;
+    let remove_now = (clawed_back + take - expired - removed_before).clamp(0, take);
+    sqlx::query(
+        "UPDATE payments SET refunded_cents = $1, clawed_back = clawed_back + $2, removed_credits = removed_credits + $3 \
+         WHERE id = $4",
+    )
+    .bind(refunded_after)
+    .bind(take)
+    .bind(remove_now)
+    .bind(payment_id)
+    .execute(&mut *conn)
+    .await?;
     sqlx::query("UPDATE payment_reversals SET payment_id = $1, credits = $2 WHERE id = $3")
         .bind(payment_id)
-        .bind(take)
+        .bind(remove_now)
         .bind(reversal_row)
         .execute(&mut *conn)
         .await?;
+    let take = remove_now;
     let status: String = payment.try_get("status")?;
     let user_id: Option<String> = payment.try_get("user_id")?;
     match (status.as_str(), user_id) {
@@ -374,13 +392,7 @@ pub async fn record_reversal(
             let key: String = payment.try_get("payment_key")?;
             let reference = format!("creem:{kind}:{}", reversal.id);
             let reason = format!("{kind} of {key}");
-            let grant = sqlx::query("SELECT id FROM grants WHERE source_entry_id = $1")
-                .bind(payment.try_get::<Option<i64>, _>("grant_entry_id")?)
-                .fetch_optional(&mut *conn)
-                .await?
-                .map(|row| row.try_get::<i64, _>("id"))
-                .transpose()?;
-            let grants = grant.map_or(GrantEffect::Auto, GrantEffect::Prefer);
+            let grants = grant_id.map_or(GrantEffect::Auto, GrantEffect::Prefer);
             let meta =
                 EntryMeta { reason: Some(&reason), reference: Some(&reference), actor: "creem", grants };
             let applied =

@@ -9,6 +9,7 @@ mod clerk_webhooks;
 mod cli;
 mod credits;
 mod creem_webhooks;
+mod grants;
 mod holds;
 mod idempotency;
 mod ledger_model;

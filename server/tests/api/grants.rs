@@ -391,3 +391,18 @@ async fn configured_lifetimes_validity_and_subscription_rollover(backend: Backen
     app.assert_consistent().await;
 }
 both!(configured_lifetimes_validity_and_subscription_rollover);
+
+async fn a_grant_near_its_expiry_is_announced_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let user = unique("soon");
+    app.credits(&user).await;
+    add(&app, &user, json!({"amount": 12, "expiresAt": at(chrono::Duration::days(1))})).await;
+    add(&app, &user, json!({"amount": 13, "expiresAt": at(chrono::Duration::days(20))})).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let view = app.credits(&user).await;
+    let expiring: Vec<&Value> =
+        view["notices"].as_array().unwrap().iter().filter(|n| n["type"] == "credits.expiring").collect();
+    assert_eq!(expiring.len(), 1, "only the grant within three days, once: {}", view["notices"]);
+    assert_eq!(expiring[0]["data"]["amount"], 12);
+}
+both!(a_grant_near_its_expiry_is_announced_once);

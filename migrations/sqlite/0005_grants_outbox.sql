@@ -69,3 +69,6 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_pending ON outbox (delivered_at, next_attempt_at);
 CREATE INDEX outbox_user ON outbox (user_id, created_at);
+
+-- Live updates watch for recently changed accounts.
+CREATE INDEX accounts_updated ON accounts (updated_at);

@@ -70,6 +70,7 @@ pub fn router(config: &Config, service: CreditsService) -> Router {
         .merge(routes::holds::router(service.clone()))
         .merge(routes::admin::router(service.clone()))
         .merge(routes::auth::router(service.clone()))
+        .merge(routes::events::router(service.clone(), routes::events::ChangeFeed::start(service.clone())))
         .merge(routes::server_fns::router(context.clone()))
         .leptos_routes_with_context(&options, routes, context, move || shell(page_options.clone()))
         .route_layer(axum::middleware::from_fn(routes::metrics::track))
@@ -77,6 +78,8 @@ pub fn router(config: &Config, service: CreditsService) -> Router {
         .with_state(options)
         .layer(axum::middleware::from_fn_with_state((service, limiter), routes::limits::rate_limit))
         .layer(axum::middleware::from_fn(routes::limits::limit_body))
+        // gzip or brotli as the client accepts; the default predicate skips event streams and images.
+        .layer(tower_http::compression::CompressionLayer::new())
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }
 

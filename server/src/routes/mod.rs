@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod events;
 pub mod health;
 pub mod holds;
 pub mod limits;

@@ -13,6 +13,7 @@ mod grants;
 mod holds;
 mod idempotency;
 mod ledger_model;
+mod live_updates;
 mod local_accounts;
 mod stats;
 mod user_sync;

@@ -22,7 +22,7 @@ cargo clippy -p credits -p credits-server --all-targets -- -D warnings
 cargo clippy -p credits-frontend --target wasm32-unknown-unknown -- -D warnings
 
 step "unit, property and behaviour tests (SQLite and PostgreSQL)"
-cargo test -p credits -p credits-server --features credits/ssr
+cargo test -p credits -p credits-app -p credits-server --features credits/ssr,credits-app/ssr
 
 step "release build of the site (server + WASM) and a smoke test of it"
 LEPTOS_ENV=PROD cargo leptos build --release

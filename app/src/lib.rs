@@ -2,8 +2,11 @@
 //! and user-sync endpoints, and the error type they answer with.
 
 pub mod api;
+pub mod components;
 pub mod error;
+pub mod i18n;
 pub mod pages;
+pub mod state;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
@@ -12,9 +15,10 @@ use leptos_router::path;
 
 /// The HTML document around the app (server-rendered).
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    let lang = state::initial_lang();
     view! {
         <!DOCTYPE html>
-        <html lang="en">
+        <html lang=lang.code()>
             <head>
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
@@ -33,13 +37,20 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    provide_context(RwSignal::new(state::initial_lang()));
+    provide_context(Resource::new(|| (), |_| api::session::get_session()));
+    state::use_credits();
     view! {
         <Stylesheet id="leptos" href="/pkg/credits.css" />
         <Title text="Credits" />
         <Router>
+            <components::Header />
             <main>
                 <Routes fallback=|| view! { <p class="empty">"Page not found."</p> }>
                     <Route path=path!("/") view=pages::home::HomePage />
+                    <Route path=path!("/history") view=pages::history::HistoryPage />
+                    <Route path=path!("/test-credits") view=pages::test_credits::TestCreditsPage />
+                    <Route path=path!("/admin") view=pages::admin::AdminPage />
                 </Routes>
             </main>
         </Router>

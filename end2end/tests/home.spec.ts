@@ -1,21 +1,19 @@
 import { expect, test } from '@playwright/test';
 import { sessionToken } from '../support/keys';
+import { hydrated, watchConsole } from '../support/pages';
 
 test('the home page shows the signed-in balance and hydrates without console errors', async ({ page, context }) => {
-  const problems: string[] = [];
-  page.on('console', (message) => {
-    if (message.type() === 'error' || message.type() === 'warning') problems.push(message.text());
-  });
-  page.on('pageerror', (error) => problems.push(error.message));
+  const problems = watchConsole(page);
   const user = `user_e2e_${Date.now()}`;
   await context.addCookies([{ name: '__session', value: sessionToken(user), url: 'http://127.0.0.1:3123' }]);
   const wasm = page.waitForResponse((response) => response.url().endsWith('/pkg/credits.wasm'));
   await page.goto('/');
   expect((await wasm).status()).toBe(200);
+  await hydrated(page);
   await expect(page.getByTestId('credits-remaining')).toHaveText('8');
   await expect(page.getByTestId('credits-total')).toHaveText('8');
   await expect(page.getByTestId('credits-initial')).toHaveText('8');
-  await page.waitForLoadState('networkidle');
+  await page.waitForTimeout(500);
   expect(problems).toEqual([]);
 });
 

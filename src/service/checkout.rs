@@ -127,6 +127,32 @@ impl CreditsService {
         })
     }
 
+    /// A signed `checkout.completed` paying `plan` for `user_id`, exactly as Creem
+    /// would send it (for the test page); `(signature, body)`.
+    pub fn test_webhook_for(&self, user_id: &str, plan: &str) -> Result<(String, String), ServiceError> {
+        let secret = self
+            .inner
+            .creem
+            .webhook_secret
+            .as_deref()
+            .ok_or_else(|| ServiceError::Invalid("CREEM_WEBHOOK_SECRET is not set".into()))?;
+        let plan =
+            self.inner.settings.plan(plan).ok_or_else(|| ServiceError::Invalid("unknown plan".into()))?;
+        if plan.creem_product_id.is_empty() {
+            return Err(ServiceError::Invalid(format!("plan `{}` has no creem_product_id", plan.name)));
+        }
+        let suffix = hex::encode(rand::random::<[u8; 8]>());
+        let body = json!({
+            "id": format!("evt_test_{suffix}"), "eventType": "checkout.completed", "created_at": crate::db::now_ms(),
+            "object": {"id": format!("ch_test_{suffix}"), "object": "checkout", "request_id": format!("req_test_{suffix}"),
+                "order": {"id": format!("ord_test_{suffix}"), "product": plan.creem_product_id, "amount": plan.price_cents,
+                          "currency": "USD", "type": "onetime"},
+                "customer": {"email": "test@example.com"}, "metadata": {"userId": user_id}, "mode": "test"}
+        })
+        .to_string();
+        Ok((creem::sign(secret, body.as_bytes()), body))
+    }
+
     /// Recorded payments, newest first, optionally of one status (admin).
     pub async fn payments(&self, status: Option<&str>, limit: i64) -> Result<Vec<Value>, ServiceError> {
         let rows = sqlx::query(

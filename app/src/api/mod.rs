@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod checkout;
 pub mod credits;
+pub mod session;
 pub mod user;
 
 #[cfg(feature = "ssr")]

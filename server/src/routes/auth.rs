@@ -76,6 +76,33 @@ fn with_session(session: NewSession, secure: bool) -> Response {
     response
 }
 
+/// A plain HTML form (no script) gets a redirect back to the page instead of JSON.
+fn from_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/x-www-form-urlencoded"))
+        && headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/html"))
+}
+
+fn see_other(mut response: Response, location: &str) -> Response {
+    *response.status_mut() = axum::http::StatusCode::SEE_OTHER;
+    response.headers_mut().insert(header::LOCATION, HeaderValue::from_str(location).expect("location"));
+    response
+}
+
+/// Answers a form post with a redirect (keeping any cookies), others as they are.
+fn for_client(headers: &HeaderMap, response: Response) -> Response {
+    if !from_form(headers) {
+        return response;
+    }
+    if response.status().is_success() {
+        see_other(response, "/")
+    } else {
+        see_other(Response::new(axum::body::Body::empty()), "/?auth=failed")
+    }
+}
+
 fn secure_cookies(headers: &HeaderMap) -> bool {
     headers.get("x-forwarded-proto").is_some_and(|proto| proto == "https")
 }
@@ -88,10 +115,11 @@ async fn sign_up(State(service): State<CreditsService>, headers: HeaderMap, body
         Ok(credentials) => credentials,
         Err(error) => return api_error(error),
     };
-    match local::sign_up(&service.db().pool, &credentials.email, &credentials.password).await {
+    let response = match local::sign_up(&service.db().pool, &credentials.email, &credentials.password).await {
         Ok(session) => with_session(session, secure_cookies(&headers)),
         Err(error) => local_error(error),
-    }
+    };
+    for_client(&headers, response)
 }
 
 async fn sign_in(State(service): State<CreditsService>, headers: HeaderMap, body: Bytes) -> Response {
@@ -102,10 +130,11 @@ async fn sign_in(State(service): State<CreditsService>, headers: HeaderMap, body
         Ok(credentials) => credentials,
         Err(error) => return api_error(error),
     };
-    match local::sign_in(&service.db().pool, &credentials.email, &credentials.password).await {
+    let response = match local::sign_in(&service.db().pool, &credentials.email, &credentials.password).await {
         Ok(session) => with_session(session, secure_cookies(&headers)),
         Err(error) => local_error(error),
-    }
+    };
+    for_client(&headers, response)
 }
 
 async fn sign_out(State(service): State<CreditsService>, headers: HeaderMap) -> Response {

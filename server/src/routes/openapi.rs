@@ -77,6 +77,10 @@ fn post_credits() {}
     responses((status = 200, body = HistoryPage)))]
 fn history() {}
 
+#[utoipa::path(get, path = "/api/credits/events",
+    responses((status = 200, description = "text/event-stream: an event `credits` with the GET shape on every change")))]
+fn events() {}
+
 #[utoipa::path(get, path = "/api/user/sync", responses((status = 200, body = UserView)))]
 fn get_user_sync() {}
 

@@ -132,6 +132,29 @@ pub fn postgres_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
+/// Drops test databases left by earlier runs (their process id is not ours),
+/// once per test binary, so repeated runs do not fill the disk.
+async fn drop_stale_databases(admin: &mut sqlx::PgConnection) {
+    static DONE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    DONE.get_or_init(|| async {
+        use sqlx::Row;
+        let ours = format!("credits_test_{}_%", std::process::id());
+        let stale = sqlx::query(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'credits\\_test\\_%' AND datname NOT LIKE $1",
+        )
+        .bind(&ours)
+        .fetch_all(&mut *admin)
+        .await
+        .unwrap_or_default();
+        for row in stale {
+            let name: String = row.get(0);
+            // Another suite may still be using it: then it stays for a later run.
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(&mut *admin).await;
+        }
+    })
+    .await;
+}
+
 /// A fresh, empty database URL for one test.
 pub async fn fresh_database_url(backend: Backend) -> String {
     match backend {
@@ -146,6 +169,7 @@ pub async fn fresh_database_url(backend: Backend) -> String {
             let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap_or_else(|error| {
                 panic!("PostgreSQL is required for this suite ({admin_url}): {error}")
             });
+            drop_stale_databases(&mut admin).await;
             let name = unique("credits_test");
             sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
             let base = admin_url.rsplit_once('/').unwrap().0;

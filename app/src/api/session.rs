@@ -1,0 +1,141 @@
+//! What the pages need beyond the contract's endpoints: who is signed in, the
+//! language cookie, the "generate video" demo (a hold, then its capture), a
+//! signed test webhook, and the admin page's reads.
+
+use crate::error::ApiError;
+use leptos::prelude::*;
+use leptos::server_fn::codec::GetUrl;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The signed-in user as the pages see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionInfo {
+    pub signed_in: bool,
+    pub user_id: Option<String>,
+    pub email: Option<String>,
+    pub is_admin: bool,
+    /// Sign-in uses local accounts (no Clerk configured): show the forms.
+    pub local_accounts: bool,
+    pub plans: Vec<credits::plans::Plan>,
+    pub cost_per_video: i64,
+}
+
+#[server(prefix = "/api/ui", endpoint = "session", input = GetUrl)]
+pub async fn get_session() -> Result<SessionInfo, ApiError> {
+    use super::{request_headers, service};
+    let service = service()?;
+    let settings = service.settings();
+    let mut session = SessionInfo {
+        local_accounts: service.local_accounts(),
+        plans: settings.plans.clone(),
+        cost_per_video: settings.cost_per_video,
+        ..SessionInfo::default()
+    };
+    if let Ok(caller) = service.authenticate(&http::Method::GET, &request_headers()).await {
+        session.signed_in = caller.api_key.is_none();
+        session.user_id = Some(caller.user_id);
+        session.email = caller.email;
+        session.is_admin = caller.is_admin;
+    }
+    Ok(session)
+}
+
+/// Remembers the language in a cookie.
+#[server(prefix = "/api/ui", endpoint = "language")]
+pub async fn set_language(lang: String) -> Result<(), ApiError> {
+    let lang = crate::i18n::Lang::parse(&lang).unwrap_or_default();
+    if let Some(options) = use_context::<leptos_axum::ResponseOptions>() {
+        let cookie = format!("lang={}; Path=/; Max-Age=31536000; SameSite=Lax", lang.code());
+        if let Ok(value) = http::HeaderValue::from_str(&cookie) {
+            options.append_header(http::header::SET_COOKIE, value);
+        }
+    }
+    Ok(())
+}
+
+/// The demo "generate video": reserve the cost with a hold, do the work, capture.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VideoResult {
+    pub hold_id: String,
+    pub spent: i64,
+    pub remaining: i64,
+}
+
+#[server(prefix = "/api/ui", endpoint = "generate-video")]
+pub async fn generate_video() -> Result<VideoResult, ApiError> {
+    use super::{caller, fail, service};
+    let service = service()?;
+    let caller = caller(&service).await?;
+    let cost = service.settings().cost_per_video;
+    let body = serde_json::json!({"amount": cost, "ttlSeconds": 600, "reason": "video generation"});
+    let hold = service.create_hold(&caller, body.as_object().expect("object"), None).await.map_err(fail)?;
+    // The real work would run here, between the hold and its capture.
+    let done = service
+        .resolve_hold(&caller, &hold.value.hold_id, true, &serde_json::Map::new(), None)
+        .await
+        .map_err(fail)?;
+    Ok(VideoResult {
+        hold_id: done.value.hold_id,
+        spent: done.value.captured,
+        remaining: done.value.credits.remaining,
+    })
+}
+
+/// Admin: sends the caller a signed `checkout.completed` for `plan` through the
+/// real webhook path (verification, parsing, exactly-once crediting).
+#[server(prefix = "/api/ui", endpoint = "test-webhook")]
+pub async fn send_test_webhook(plan: String) -> Result<Value, ApiError> {
+    use super::{admin, fail, service};
+    let service = service()?;
+    let caller = admin(&service).await?;
+    let (signature, body) = service.test_webhook_for(&caller.user_id, &plan).map_err(fail)?;
+    let outcome = service.creem_webhook(Some(&signature), body.as_bytes()).await.map_err(fail)?;
+    Ok(serde_json::to_value(outcome).unwrap_or_default())
+}
+
+#[server(prefix = "/api/ui", endpoint = "admin-users", input = GetUrl)]
+pub async fn admin_users(q: String) -> Result<Value, ApiError> {
+    use super::{admin, fail, service};
+    let service = service()?;
+    let caller = admin(&service).await?;
+    service.search_users(&caller, &q).await.map_err(fail)
+}
+
+#[server(prefix = "/api/ui", endpoint = "admin-user", input = GetUrl)]
+pub async fn admin_user(id: String) -> Result<Value, ApiError> {
+    use super::{admin, fail, service};
+    let service = service()?;
+    let caller = admin(&service).await?;
+    service.user_detail(&caller, &id).await.map_err(fail)
+}
+
+#[server(prefix = "/api/ui", endpoint = "admin-stats", input = GetUrl)]
+pub async fn admin_stats(from: String, to: String) -> Result<Value, ApiError> {
+    use super::{admin, fail, service};
+    let service = service()?;
+    admin(&service).await?;
+    let report = service.stats(&from, &to).await.map_err(fail)?;
+    Ok(serde_json::to_value(report).unwrap_or_default())
+}
+
+#[server(prefix = "/api/ui", endpoint = "admin-check", input = GetUrl)]
+pub async fn admin_check() -> Result<Value, ApiError> {
+    use super::{admin, fail, service};
+    let service = service()?;
+    admin(&service).await?;
+    let report = service.check().await.map_err(fail)?;
+    Ok(serde_json::to_value(report).unwrap_or_default())
+}
+
+#[server(prefix = "/api/ui", endpoint = "admin-batch")]
+pub async fn admin_batch(csv: String) -> Result<Value, ApiError> {
+    use super::{admin, fail, service};
+    let service = service()?;
+    let caller = admin(&service).await?;
+    let lines = credits::service::parse_batch("text/csv", csv.as_bytes()).map_err(fail)?;
+    let results = service.adjust_batch(&caller, lines).await.map_err(fail)?;
+    Ok(serde_json::json!({ "results": results }))
+}

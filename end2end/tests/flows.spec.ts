@@ -103,8 +103,28 @@ test('an admin adjusts a user and draws the daily chart', async ({ page, context
   await page.getByTestId('stats-from').fill(today);
   await page.getByTestId('stats-to').fill(today);
   await expect(page.locator('[data-testid=stats-chart] rect').first()).toBeAttached();
+  await page.getByTestId('batch-file').setInputFiles({
+    name: 'adjust.csv', mimeType: 'text/csv',
+    buffer: Buffer.from(`userId,action,amount,reason\n${user},add,7,e2e batch\nnobody,add,1,typo\n`),
+  });
+  await expect(page.getByTestId('batch-input')).toHaveValue(/e2e batch/);
+  await page.getByTestId('batch-apply').click();
+  await expect(page.getByTestId('batch-result')).toContainText(`#1 ${user} ok`);
+  await expect(page.getByTestId('batch-result')).toContainText('#2 nobody');
   await page.getByTestId('run-check').click();
   await expect(page.getByTestId('check-result')).toContainText('ok: true');
   await screenshot(page, 'admin');
   expect(problems).toEqual([]);
+});
+
+test('the pages fit a phone', async ({ page, context }) => {
+  await page.setViewportSize({ width: 390, height: 844 });
+  await context.addCookies([{ name: '__session', value: sessionToken(`user_phone_${Date.now()}`), url: CLERK_BASE }]);
+  for (const [path, name] of [['/', 'phone-home'], ['/history', 'phone-history'], ['/test-credits', 'phone-test']]) {
+    await page.goto(`${CLERK_BASE}${path}`);
+    await hydrated(page);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(overflow).toBeLessThanOrEqual(0);
+    await screenshot(page, name);
+  }
 });

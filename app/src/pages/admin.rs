@@ -243,6 +243,7 @@ fn Batch() -> impl IntoView {
     view! {
         <section class="card">
             <h2>{move || t(Key::Batch)}</h2>
+            <input type="file" accept=".csv,text/csv" data-testid="batch-file" on:change=move |ev| read_file(ev, csv) />
             <textarea rows="5" data-testid="batch-input" prop:value=move || csv.get()
                 on:input=move |ev| csv.set(event_target_value(&ev))></textarea>
             <button data-testid="batch-apply" on:click=run>{move || t(Key::Apply)}</button>
@@ -292,4 +293,23 @@ fn CheckAndDeliveries() -> impl IntoView {
             </Transition>
         </section>
     }
+}
+
+/// Loads an uploaded CSV file into the batch text.
+fn read_file(ev: leptos::ev::Event, csv: RwSignal<String>) {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        let Some(input) = ev.target().and_then(|target| target.dyn_into::<web_sys::HtmlInputElement>().ok()) else {
+            return;
+        };
+        let Some(file) = input.files().and_then(|files| files.get(0)) else { return };
+        spawn_local(async move {
+            if let Ok(text) = wasm_bindgen_futures::JsFuture::from(file.text()).await {
+                csv.set(text.as_string().unwrap_or_default());
+            }
+        });
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (ev, csv);
 }

@@ -11,7 +11,7 @@ pub mod state;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes};
-use leptos_router::path;
+use leptos_router::{path, SsrMode};
 
 /// The HTML document around the app (server-rendered).
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -40,6 +40,8 @@ pub fn App() -> impl IntoView {
     provide_context(RwSignal::new(state::initial_lang()));
     provide_context(Resource::new(|| (), |_| api::session::get_session()));
     state::use_credits();
+    // In-order streaming: every page is complete HTML as it arrives, so it
+    // reads (and its forms work) before the WASM has loaded, or without it.
     view! {
         <Stylesheet id="leptos" href="/pkg/credits.css" />
         <Title text="Credits" />
@@ -47,10 +49,10 @@ pub fn App() -> impl IntoView {
             <components::Header />
             <main>
                 <Routes fallback=|| view! { <p class="empty">"Page not found."</p> }>
-                    <Route path=path!("/") view=pages::home::HomePage />
-                    <Route path=path!("/history") view=pages::history::HistoryPage />
-                    <Route path=path!("/test-credits") view=pages::test_credits::TestCreditsPage />
-                    <Route path=path!("/admin") view=pages::admin::AdminPage />
+                    <Route path=path!("/") view=pages::home::HomePage ssr=SsrMode::InOrder />
+                    <Route path=path!("/history") view=pages::history::HistoryPage ssr=SsrMode::InOrder />
+                    <Route path=path!("/test-credits") view=pages::test_credits::TestCreditsPage ssr=SsrMode::InOrder />
+                    <Route path=path!("/admin") view=pages::admin::AdminPage ssr=SsrMode::InOrder />
                 </Routes>
             </main>
         </Router>

@@ -128,3 +128,35 @@ test('the pages fit a phone', async ({ page, context }) => {
     await screenshot(page, name);
   }
 });
+
+test('without JavaScript the server-rendered forms still sign up and show the balance', async ({ browser }) => {
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  const page = await context.newPage();
+  await page.goto(`${LOCAL_BASE}/`);
+  const form = page.getByTestId('sign-up-form');
+  await form.locator('input[name=email]').fill(`nojs_${Date.now()}@example.com`);
+  await form.locator('input[name=password]').fill('correct horse battery');
+  await form.locator('button[type=submit]').click();
+  await expect(page.getByTestId('credits-remaining')).toHaveText('8');
+  await context.close();
+});
+
+test('a refresh retries network failures with backoff and recovers', async ({ page, context }) => {
+  await context.addCookies([{ name: '__session', value: sessionToken(`user_retry_${Date.now()}`), url: CLERK_BASE }]);
+  await page.goto(`${CLERK_BASE}/test-credits`);
+  await hydrated(page);
+  await expect(page.getByTestId('credits-remaining')).toHaveText('8');
+  let failures = 0;
+  await page.route('**/api/credits', (route) => {
+    if (route.request().method() === 'GET' && failures < 2) {
+      failures += 1;
+      return route.abort('connectionreset');
+    }
+    return route.continue();
+  });
+  await page.getByTestId('refresh-credits').click();
+  await expect(page.getByTestId('credits-error')).toContainText('Network problem');
+  await expect(page.getByTestId('credits-error')).toHaveCount(0, { timeout: 10_000 });
+  expect(failures).toBe(2);
+  await expect(page.getByTestId('credits-remaining')).toHaveText('8');
+});

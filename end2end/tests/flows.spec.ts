@@ -114,6 +114,17 @@ test('an admin adjusts a user and draws the daily chart', async ({ page, context
   await page.getByTestId('run-check').click();
   await expect(page.getByTestId('check-result')).toContainText('ok: true');
   await screenshot(page, 'admin');
+
+  // The test page's admin tools: a signed test webhook and the Creem self-test.
+  await page.goto(`${CLERK_BASE}/test-credits`);
+  await hydrated(page);
+  await expect(page.getByTestId('credits-remaining')).toHaveText('8');
+  await page.getByTestId('test-webhook-starter').click();
+  await expect(page.getByTestId('action-log')).toContainText('webhook starter → credited 115');
+  await expect(page.getByTestId('credits-remaining')).toHaveText('123');
+  await page.getByTestId('test-creem').click();
+  await expect(page.getByTestId('action-log')).toContainText('test-creem →');
+  await screenshot(page, 'test-credits-admin');
   expect(problems).toEqual([]);
 });
 

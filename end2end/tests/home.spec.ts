@@ -20,4 +20,5 @@ test('the home page shows the signed-in balance and hydrates without console err
 test('without a session the page says why instead of a balance', async ({ page }) => {
   await page.goto('/');
   await expect(page.getByTestId('credits-error')).toContainText('session');
+  await expect(page.getByTestId('sign-in-form')).toHaveCount(0); // Clerk is configured: no local forms
 });

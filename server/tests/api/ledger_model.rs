@@ -173,9 +173,12 @@ async fn the_ledger_keeps_its_invariants_as_time_passes(backend: Backend) {
                     }
                     // Let every hold and expiring grant run out, then only the sign-up grant's rest remains.
                     // (Polled, not one fixed sleep: a loaded machine may sweep a little late.)
+                    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
                     let mut view = service.credits_view(&caller, None).await.unwrap();
                     for _ in 0..50 {
-                        let settled = view.held == 0 && view.grants.iter().all(|g| g.expires_at.is_none());
+                        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                        let settled = view.held == 0
+                            && view.grants.iter().all(|g| g.expires_at.is_none() && g.effective_at < now);
                         if settled {
                             break;
                         }

@@ -60,7 +60,8 @@ pub fn verify(
     let timestamp = headers.timestamp.ok_or(SignatureError::Missing("svix-timestamp"))?;
     let signatures = headers.signature.ok_or(SignatureError::Missing("svix-signature"))?;
     let timestamp: i64 = timestamp.trim().parse().map_err(|_| SignatureError::BadTimestamp)?;
-    if (now_seconds - timestamp).abs() > TOLERANCE_SECONDS {
+    // `abs_diff`: the timestamp is the sender's, and `now - i64::MIN` would overflow.
+    if now_seconds.abs_diff(timestamp) > TOLERANCE_SECONDS as u64 {
         return Err(SignatureError::OutsideTolerance);
     }
     let expected = sign(key, id, timestamp, body);
@@ -210,6 +211,24 @@ mod tests {
             verify(None, headers("msg_1", &ts, &good), &body, now),
             Err(SignatureError::NotConfigured)
         );
+    }
+
+    /// Found by `cargo fuzz run clerk_webhook`: `now - timestamp` overflowed
+    /// (a panic with overflow checks) for a timestamp header near `i64::MIN`.
+    #[test]
+    fn extreme_timestamps_are_outside_the_tolerance() {
+        let key = secret_key(SECRET).unwrap();
+        for timestamp in ["-9223372036854775808", "9223372036854775807", "-9223372036854775000"] {
+            for now in [1_764_064_700, 0, -1, i64::MAX, i64::MIN] {
+                let result = verify(Some(&key), headers("msg", timestamp, "v1,x"), b"{}", now);
+                let expected = if timestamp.parse::<i64>().unwrap().abs_diff(now) <= 300 {
+                    SignatureError::Mismatch
+                } else {
+                    SignatureError::OutsideTolerance
+                };
+                assert_eq!(result, Err(expected), "{timestamp} at {now}");
+            }
+        }
     }
 
     #[test]

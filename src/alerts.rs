@@ -28,6 +28,19 @@ pub fn settings() -> AlertSettings {
     *SETTINGS.get_or_init(|| AlertSettings { low_balance: 10, expiring_within_days: 3 })
 }
 
+/// `credits.granted` and `credits.spent` go only to the operator's endpoint, so
+/// they are queued only once one is configured (`CREDITS_WEBHOOK_URL`); the
+/// notices (`low`, `depleted`, `expiring`) are queued always, for the browser.
+static ACTIVITY_EVENTS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn enable_activity_events() {
+    ACTIVITY_EVENTS.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn activity_events() -> bool {
+    ACTIVITY_EVENTS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Queues one event for the operator's endpoint and the user's notices.
 pub async fn emit(
     conn: &mut AnyConnection,
@@ -65,7 +78,9 @@ pub(crate) async fn on_entry(
     let before = after.remaining - delta.remaining;
     let remaining = after.remaining;
     match kind {
-        EntryKind::Initial | EntryKind::Purchase | EntryKind::Adjust if delta.remaining > 0 => {
+        EntryKind::Initial | EntryKind::Purchase | EntryKind::Adjust
+            if delta.remaining > 0 && activity_events() =>
+        {
             emit(
                 conn,
                 user_id,
@@ -75,7 +90,7 @@ pub(crate) async fn on_entry(
             )
             .await?;
         }
-        EntryKind::Spend | EntryKind::Capture => {
+        EntryKind::Spend | EntryKind::Capture if activity_events() => {
             emit(
                 conn,
                 user_id,

@@ -90,6 +90,17 @@ pub async fn claim(
     }
 }
 
+/// Frees a key claimed in this transaction by a request that was then refused
+/// (inside a shared transaction the claim would otherwise commit).
+pub async fn forget(conn: &mut AnyConnection, scope: &str, key: &IdempotencyKey) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND status IS NULL")
+        .bind(scope)
+        .bind(key.as_str())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 /// Stores the response of the request that claimed the key.
 pub async fn complete(
     conn: &mut AnyConnection,

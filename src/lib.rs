@@ -21,6 +21,8 @@ pub mod db;
 #[cfg(feature = "ssr")]
 pub mod grants;
 #[cfg(feature = "ssr")]
+pub mod group_commit;
+#[cfg(feature = "ssr")]
 pub mod holds;
 #[cfg(feature = "ssr")]
 pub mod idempotency;

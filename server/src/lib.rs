@@ -91,6 +91,9 @@ pub fn spawn_background(
     sweep_interval: std::time::Duration,
     outbox: Option<credits::outbox::Endpoint>,
 ) -> tokio::task::JoinHandle<()> {
+    if outbox.is_some() {
+        credits::alerts::enable_activity_events();
+    }
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(sweep_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

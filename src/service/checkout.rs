@@ -18,6 +18,8 @@ impl CreditsService {
         caller: &Principal,
         body: &Map<String, Value>,
     ) -> Result<CheckoutResponse, ServiceError> {
+        // A worker key is no buyer: it would get an account of its own and a checkout.
+        super::users_only(caller)?;
         if let Some(unknown) = body.keys().find(|key| key.as_str() != "plan") {
             return Err(ServiceError::Invalid(format!("unknown field `{unknown}`")));
         }

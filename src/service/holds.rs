@@ -118,18 +118,14 @@ impl CreditsService {
         let key = parse_key(idempotency_key)?;
         let hash =
             crate::idempotency::request_hash("POST /api/holds", &Value::Object(body.clone()).to_string());
-        let mut tx = self.inner.db.pool.begin().await?;
-        if let Some(value) = claim_key(&mut tx, &caller.user_id, key.as_ref(), &hash).await? {
-            return Ok(super::Replayable { value, replayed: true });
-        }
-        let expires_at = crate::db::now_ms() + ttl * 1000;
-        let (hold, figures) =
-            holds::create(&mut tx, &target, amount, expires_at, reason.as_deref(), &caller.user_id).await?;
-        let value = view(&hold, &figures);
-        store_response(&mut tx, &caller.user_id, key.as_ref(), &value).await?;
-        tx.commit().await?;
-        tracing::info!(hold_id = %hold.id, user_id = %target, amount, ttl, "hold created");
-        Ok(super::Replayable { value, replayed: false })
+        let job = HoldJob {
+            scope: caller.user_id.clone(),
+            key,
+            hash,
+            target: target.clone(),
+            action: HoldAction::Create { amount, ttl, reason },
+        };
+        Ok(self.inner.commits.run(job).await?.expect("a create always answers"))
     }
 
     /// Captures (all, or `{"amount"}` and releases the rest) or releases a hold.
@@ -155,31 +151,95 @@ impl CreditsService {
         // The owner never changes, so this read may happen outside the transaction.
         let owner =
             holds::load(&mut *self.inner.db.pool.acquire().await?, hold_id).await?.map(|hold| hold.user_id);
-        match owner {
-            Some(owner) if owner == caller.user_id || caller.acts_for_others() => {}
+        let owner = match owner {
+            Some(owner) if owner == caller.user_id || caller.acts_for_others() => owner,
             _ => return Err(ServiceError::NotFound("no such hold".into())),
-        }
+        };
         let key = parse_key(idempotency_key)?;
         let route = format!("POST /api/holds/{hold_id}/{}", if capture { "capture" } else { "release" });
         let hash = crate::idempotency::request_hash(&route, &Value::Object(body.clone()).to_string());
-        let mut tx = self.inner.db.pool.begin().await?;
-        if let Some(value) = claim_key(&mut tx, &caller.user_id, key.as_ref(), &hash).await? {
-            return Ok(super::Replayable { value, replayed: true });
-        }
-        match holds::resolve(&mut tx, hold_id, resolution, &caller.user_id, crate::db::now_ms()).await {
-            Ok((hold, figures)) => {
-                let value = view(&hold, &figures);
-                store_response(&mut tx, &caller.user_id, key.as_ref(), &value).await?;
-                tx.commit().await?;
-                Ok(super::Replayable { value, replayed: false })
-            }
-            Err(HoldError::Resolved(status)) if status == "expired" => {
-                drop(tx);
+        let action = HoldAction::Resolve { hold_id: hold_id.to_string(), resolution };
+        let job = HoldJob { scope: caller.user_id.clone(), key, hash, target: owner, action };
+        match self.inner.commits.run(job).await? {
+            Some(answer) => Ok(answer),
+            None => {
                 // Past its time but not yet swept: release it now, then refuse.
                 holds::expire_due(&self.inner.db.pool, 100).await?;
                 Err(ServiceError::HoldResolved("the hold has expired".into()))
             }
-            Err(error) => Err(error.into()),
         }
+    }
+}
+
+enum HoldAction {
+    Create { amount: i64, ttl: i64, reason: Option<String> },
+    Resolve { hold_id: String, resolution: Resolution },
+}
+
+/// A hold's creation or resolution, run by the group committer. `None`: the
+/// hold is past its expiry but not yet swept.
+struct HoldJob {
+    scope: String,
+    key: Option<crate::idempotency::IdempotencyKey>,
+    hash: String,
+    target: String,
+    action: HoldAction,
+}
+
+impl HoldJob {
+    async fn run_in(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+    ) -> Result<Option<super::Replayable<HoldView>>, ServiceError> {
+        if let Some(value) = claim_key(conn, &self.scope, self.key.as_ref(), &self.hash).await? {
+            return Ok(Some(super::Replayable { value, replayed: true }));
+        }
+        let answer = self.claimed(conn).await;
+        if let (Err(_) | Ok(None), Some(key)) = (&answer, &self.key) {
+            // A refused request leaves its key free (this transaction may be shared).
+            crate::idempotency::forget(conn, &self.scope, key).await?;
+        }
+        answer
+    }
+
+    async fn claimed(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+    ) -> Result<Option<super::Replayable<HoldView>>, ServiceError> {
+        let (hold, figures) = match &self.action {
+            HoldAction::Create { amount, ttl, reason } => {
+                let expires_at = crate::db::now_ms() + ttl * 1000;
+                let created =
+                    holds::create(conn, &self.target, *amount, expires_at, reason.as_deref(), &self.scope)
+                        .await?;
+                tracing::debug!(hold_id = %created.0.id, user_id = %self.target, amount, ttl, "hold created");
+                created
+            }
+            HoldAction::Resolve { hold_id, resolution } => {
+                match holds::resolve(conn, hold_id, *resolution, &self.scope, crate::db::now_ms()).await {
+                    Ok(resolved) => resolved,
+                    Err(HoldError::Resolved(status)) if status == "expired" => return Ok(None),
+                    Err(error) => return Err(error.into()),
+                }
+            }
+        };
+        let value = view(&hold, &figures);
+        store_response(conn, &self.scope, self.key.as_ref(), &value).await?;
+        Ok(Some(super::Replayable { value, replayed: false }))
+    }
+}
+
+impl crate::group_commit::Job for HoldJob {
+    type Output = Option<super::Replayable<HoldView>>;
+
+    fn lock_order(&self) -> &str {
+        &self.target
+    }
+
+    fn run<'c>(
+        &'c self,
+        conn: &'c mut sqlx::AnyConnection,
+    ) -> crate::group_commit::BoxFuture<'c, Result<Self::Output, ServiceError>> {
+        Box::pin(self.run_in(conn))
     }
 }

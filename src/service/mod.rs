@@ -45,6 +45,8 @@ struct Inner {
     clerk_webhook_key: Option<Vec<u8>>,
     holds: HoldSettings,
     stats_time_zone: chrono_tz::Tz,
+    /// Spends, holds and captures share commits (`group_commit`).
+    commits: crate::group_commit::GroupCommit,
 }
 
 /// Everything the service is configured with, besides the database.
@@ -127,8 +129,22 @@ impl CreditsService {
     pub fn new(db: Db, options: ServiceOptions) -> Self {
         let ServiceOptions { settings, verifier, admins, creem, clerk_webhook_key, holds, stats_time_zone } =
             options;
-        let inner =
-            Inner { db, settings, verifier, admins, creem, clerk_webhook_key, holds, stats_time_zone };
+        // SQLite has one writer, so one batch at a time; PostgreSQL overlaps a
+        // few, so one batch's flush overlaps the next one's statements.
+        let sqlite = db.backend == crate::db::Backend::Sqlite;
+        let commits =
+            crate::group_commit::GroupCommit::new(db.pool.clone(), sqlite, if sqlite { 1 } else { 4 }, 256);
+        let inner = Inner {
+            db,
+            settings,
+            verifier,
+            admins,
+            creem,
+            clerk_webhook_key,
+            holds,
+            stats_time_zone,
+            commits,
+        };
         Self { inner: Arc::new(inner) }
     }
 
@@ -257,36 +273,69 @@ impl CreditsService {
         let actor =
             if caller.is_admin { format!("admin:{}", caller.user_id) } else { caller.user_id.clone() };
         let hash = idempotency::request_hash("POST /api/credits", &Value::Object(body.clone()).to_string());
+        let job = ChangeJob {
+            service: self.clone(),
+            scope: caller.user_id.clone(),
+            is_admin: caller.is_admin,
+            target,
+            request,
+            key,
+            hash,
+            actor,
+        };
+        let answer = self.inner.commits.run(job).await?;
+        if !answer.replayed {
+            tracing::debug!(user_id = %answer.value.user_id, remaining = answer.value.credits.remaining,
+                "credits changed");
+        }
+        Ok(answer)
+    }
 
-        let mut tx = self.inner.db.pool.begin().await?;
-        if let Some(value) = claim_key(&mut tx, &caller.user_id, key.as_ref(), &hash).await? {
+    /// One change request inside a (possibly shared) transaction.
+    async fn change_in(
+        &self,
+        conn: &mut AnyConnection,
+        job: &ChangeJob,
+    ) -> Result<Replayable<CreditsView>, ServiceError> {
+        if let Some(value) = claim_key(conn, &job.scope, job.key.as_ref(), &job.hash).await? {
             return Ok(Replayable { value, replayed: true });
         }
-        let before = if caller.is_admin {
-            Some(store::lock(&mut tx, &target).await?.ok_or(LedgerError::NoAccount)?.figures)
+        let answer = self.change_claimed(conn, job).await;
+        if let (Err(_), Some(key)) = (&answer, &job.key) {
+            // A refused request leaves its key free (this transaction may be shared).
+            idempotency::forget(conn, &job.scope, key).await?;
+        }
+        answer
+    }
+
+    async fn change_claimed(
+        &self,
+        conn: &mut AnyConnection,
+        job: &ChangeJob,
+    ) -> Result<Replayable<CreditsView>, ServiceError> {
+        let (target, request, actor) = (&job.target, &job.request, &job.actor);
+        let before = if job.is_admin {
+            Some(store::lock(conn, target).await?.ok_or(LedgerError::NoAccount)?.figures)
         } else {
             None
         };
-        apply_change(&mut tx, &target, &request, request.reason.as_deref(), &actor).await?;
-        let account = store::load(&mut tx, &target).await?.ok_or(LedgerError::NoAccount)?;
+        apply_change(conn, target, request, request.reason.as_deref(), actor).await?;
+        let account = store::load(conn, target).await?.ok_or(LedgerError::NoAccount)?;
         if let Some(before) = &before {
             let action = format!("credits.{}", request.action.as_str());
             let reason = request.reason.as_deref().unwrap_or("(no reason given)");
             let entry = crate::audit::Action {
-                actor: &actor,
+                actor,
                 action: &action,
-                target_user: Some(&target),
+                target_user: Some(target),
                 reason,
                 before: Some(before),
                 after: Some(&account.figures),
             };
-            crate::audit::record(&mut tx, &entry).await?;
+            crate::audit::record(conn, &entry).await?;
         }
-        let view = self.view_of(&mut tx, account).await?;
-        store_response(&mut tx, &caller.user_id, key.as_ref(), &view).await?;
-        tx.commit().await?;
-        tracing::info!(user_id = %target, actor = %actor, action = ?request.action,
-            amount = request.amount.get(), remaining = view.credits.remaining, "credits changed");
+        let view = self.view_of(conn, account).await?;
+        store_response(conn, &job.scope, job.key.as_ref(), &view).await?;
         Ok(Replayable { value: view, replayed: false })
     }
 
@@ -343,7 +392,36 @@ impl CreditsService {
     pub async fn check(&self) -> Result<CheckReport, ServiceError> {
         Ok(check::run(&self.inner.db.pool).await?)
     }
+}
 
+/// A `POST /api/credits` change, run by the group committer.
+struct ChangeJob {
+    service: CreditsService,
+    scope: String,
+    is_admin: bool,
+    target: String,
+    request: ChangeRequest,
+    key: Option<IdempotencyKey>,
+    hash: String,
+    actor: String,
+}
+
+impl crate::group_commit::Job for ChangeJob {
+    type Output = Replayable<CreditsView>;
+
+    fn lock_order(&self) -> &str {
+        &self.target
+    }
+
+    fn run<'c>(
+        &'c self,
+        conn: &'c mut AnyConnection,
+    ) -> crate::group_commit::BoxFuture<'c, Result<Self::Output, ServiceError>> {
+        Box::pin(self.service.change_in(conn, self))
+    }
+}
+
+impl CreditsService {
     /// Reads the caller's account, creating it with the initial grant the first
     /// time; returns whether this call created it.
     pub(crate) async fn ensure_account(&self, caller: &Principal) -> Result<(Account, bool), ServiceError> {
@@ -597,8 +675,12 @@ pub(crate) async fn apply_change(
     actor: &str,
 ) -> Result<(), ServiceError> {
     let now = crate::db::now_ms();
-    store::lock(conn, target).await?.ok_or(LedgerError::NoAccount)?;
-    crate::grants::catch_up(conn, target, now).await?;
+    // A deduct's conditional debit is itself the lock; only due grants need it
+    // taken first. Add and set read the account, so they lock it up front.
+    if request.action != Action::Deduct || crate::grants::has_due(conn, target, now).await? {
+        store::lock(conn, target).await?.ok_or(LedgerError::NoAccount)?;
+        crate::grants::catch_up(conn, target, now).await?;
+    }
     let amount = request.amount.get();
     let meta = EntryMeta { reason, actor, ..Default::default() };
     match request.action {

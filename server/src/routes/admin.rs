@@ -23,8 +23,13 @@ pub fn router<S>(service: CreditsService) -> Router<S> {
         .with_state(service)
 }
 
-async fn admin(service: &CreditsService, headers: &HeaderMap) -> Result<credits::auth::Principal, Response> {
-    let caller = caller(service, &Method::GET, headers).await?;
+/// The caller, if an admin. `method` is the request's: a cookie session's write needs its CSRF token.
+async fn admin(
+    service: &CreditsService,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<credits::auth::Principal, Response> {
+    let caller = caller(service, method, headers).await?;
     if caller.is_admin {
         Ok(caller)
     } else {
@@ -49,7 +54,7 @@ async fn search(
 ) -> Response {
     done(
         async {
-            let caller = admin(&service, &headers).await?;
+            let caller = admin(&service, &Method::GET, &headers).await?;
             service.search_users(&caller, &query.q).await.map_err(api_error)
         }
         .await,
@@ -59,7 +64,7 @@ async fn search(
 async fn user(State(service): State<CreditsService>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     done(
         async {
-            let caller = admin(&service, &headers).await?;
+            let caller = admin(&service, &Method::GET, &headers).await?;
             service.user_detail(&caller, &id).await.map_err(api_error)
         }
         .await,
@@ -69,7 +74,7 @@ async fn user(State(service): State<CreditsService>, headers: HeaderMap, Path(id
 async fn adjust(State(service): State<CreditsService>, headers: HeaderMap, body: Bytes) -> Response {
     done(
         async {
-            let caller = admin(&service, &headers).await?;
+            let caller = admin(&service, &Method::POST, &headers).await?;
             let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
             let lines = parse_batch(content_type, &body).map_err(api_error)?;
             let results = service.adjust_batch(&caller, lines).await.map_err(api_error)?;
@@ -94,7 +99,7 @@ async fn audit(
 ) -> Response {
     done(
         async {
-            let caller = admin(&service, &headers).await?;
+            let caller = admin(&service, &Method::GET, &headers).await?;
             let limit = query.limit.unwrap_or(100);
             if !(1..=500).contains(&limit) {
                 return Err(api_error(ServiceError::Invalid("`limit` must be 1 to 500".into())));
@@ -118,7 +123,7 @@ async fn stats(
 ) -> Response {
     done(
         async {
-            admin(&service, &headers).await?;
+            admin(&service, &Method::GET, &headers).await?;
             let (Some(from), Some(to)) = (query.from, query.to) else {
                 return Err(api_error(ServiceError::Invalid(
                     "`from` and `to` (YYYY-MM-DD) are required".into(),
@@ -133,7 +138,7 @@ async fn stats(
 async fn check(State(service): State<CreditsService>, headers: HeaderMap) -> Response {
     done(
         async {
-            admin(&service, &headers).await?;
+            admin(&service, &Method::GET, &headers).await?;
             service.check().await.map_err(api_error)
         }
         .await,

@@ -1,0 +1,136 @@
+//! `credits-bench`: the benchmark suite (`perf`) and the reliability suite
+//! (`races`, `replays`, `crashes`, `soak`). Both drive the release server
+//! binary as a child process, exactly as deployed. `scripts/bench.sh` and
+//! `scripts/reliability.sh` build everything and call this.
+
+mod ceiling;
+mod keys;
+mod load;
+mod perf;
+mod server;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+pub const CREEM_SECRET: &str = "creem_bench_secret_0123456789";
+/// `whsec_` + base64 of "clerk-test-signing-key-32-bytes!".
+pub const CLERK_SECRET: &str = "whsec_Y2xlcmstdGVzdC1zaWduaW5nLWtleS0zMi1ieXRlcyE=";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "credits-bench")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Common {
+    #[arg(long, value_enum)]
+    pub backend: Backend,
+    /// The release server binary (built by `cargo leptos build --release`).
+    #[arg(long, default_value = "target/release/credits")]
+    pub binary: PathBuf,
+    #[arg(long, default_value = "target/site")]
+    pub site_root: PathBuf,
+    /// Where databases, logs and results go.
+    #[arg(long, default_value = "target/bench")]
+    pub work_dir: PathBuf,
+    /// The PostgreSQL server (a database per run is created in it).
+    #[arg(
+        long,
+        env = "CREDITS_TEST_POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    pub postgres_url: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Throughput, latency, memory and start-up against the database's own ceiling.
+    Perf {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        #[arg(long, default_value_t = 10)]
+        secs: u64,
+        #[arg(long, default_value_t = 1000)]
+        users: usize,
+        #[arg(long, default_value_t = 64)]
+        conns: usize,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let code = runtime.block_on(async {
+        match cli.command {
+            Command::Perf { common, rounds, secs, users, conns } => {
+                perf::run(&common, rounds, secs, users, conns).await
+            }
+        }
+    });
+    std::process::exit(code);
+}
+
+impl Common {
+    /// A fresh database for this run: a SQLite file, or a new PostgreSQL database.
+    pub async fn fresh_database(&self, name: &str) -> String {
+        std::fs::create_dir_all(&self.work_dir).unwrap();
+        match self.backend {
+            Backend::Sqlite => {
+                let path = self.work_dir.join(format!("{name}.db"));
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+                format!(
+                    "sqlite://{}",
+                    std::fs::canonicalize(&self.work_dir).unwrap().join(format!("{name}.db")).display()
+                )
+            }
+            Backend::Postgres => {
+                let db = format!("credits_bench_{name}");
+                let drop = format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)");
+                let create = format!("CREATE DATABASE {db}");
+                for sql in [drop, create] {
+                    let status = std::process::Command::new("psql")
+                        .args(["-q", "-v", "ON_ERROR_STOP=1", &self.postgres_url, "-c", &sql])
+                        .status()
+                        .expect("psql");
+                    assert!(status.success(), "PostgreSQL is required at {}", self.postgres_url);
+                }
+                format!("{}/{db}", self.postgres_url.rsplit_once('/').unwrap().0)
+            }
+        }
+    }
+
+    pub fn launch(&self, database_url: &str, keys: &keys::Keys, config: &str) -> server::Launch {
+        let log_dir = self.work_dir.join("logs");
+        std::fs::create_dir_all(&log_dir).unwrap();
+        let config_file = self.work_dir.join("config.toml");
+        std::fs::write(&config_file, config).unwrap();
+        server::Launch {
+            binary: self.binary.clone(),
+            site_root: self.site_root.clone(),
+            database_url: database_url.to_string(),
+            jwt_public_pem: keys.public_pem.clone(),
+            config_file,
+            log_dir,
+            extra_env: Vec::new(),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}

@@ -1,0 +1,420 @@
+//! The benchmark run: several rounds of (database ceiling, our server over
+//! HTTP, the in-process ledger API) back to back, so every ratio compares
+//! runs made under the same machine load; then latency at a fixed rate,
+//! server-rendered pages, memory, start-up and the first-load size.
+
+use crate::ceiling::{self, Ceiling};
+use crate::keys::Keys;
+use crate::load::{self, closed_loop, outcome_of, LoadResult, Outcome};
+use crate::server::{Server, ADMIN};
+use crate::{Backend, Common};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+const BALANCE: i64 = 900_000_000;
+
+pub async fn run(common: &Common, rounds: usize, secs: u64, users: usize, conns: usize) -> i32 {
+    let duration = Duration::from_secs(secs);
+    let keys = Keys::generate();
+    let database_url = common.fresh_database("perf").await;
+    let launch = common.launch(&database_url, &keys, "");
+    let first = launch.start("perf-first").await;
+    let first_startup = first.startup;
+    first.stop();
+    let server = launch.start("perf").await;
+    eprintln!(
+        "[{}] server healthy after {:?} (fresh database: {:?})",
+        common.name(),
+        server.startup,
+        first_startup
+    );
+
+    let client = load::client(conns);
+    let user_ids: Vec<String> = (0..users).map(|i| format!("bench_user_{i}")).collect();
+    let hot_user = "bench_hot".to_string();
+    let tokens: Arc<Vec<String>> = Arc::new(user_ids.iter().map(|id| keys.token(id, 7200)).collect());
+    let hot_token = keys.token(&hot_user, 7200);
+    let admin_token = keys.token(ADMIN, 7200);
+    fund(&client, &server, &tokens, &user_ids, &admin_token).await;
+    fund(&client, &server, &[hot_token.clone()], &[hot_user.clone()], &admin_token).await;
+    let (code, out) = launch.cli(&["apikey", "create", "--name", "bench"]);
+    assert_eq!(code, 0, "apikey create");
+    let api_key = serde_json::from_str::<Value>(&out).unwrap()["key"].as_str().unwrap().to_string();
+
+    let ceiling_db = common.fresh_database("ceiling").await;
+    let work = common.work_dir.clone();
+    let mut table: Vec<Value> = Vec::new();
+    let mut hot_spent = 0u64;
+    for round in 1..=rounds {
+        eprintln!("[{}] round {round}/{rounds}", common.name());
+        let spread_db = ceiling_rate(common, &ceiling_db, &work, users as i64, conns, duration);
+        let spread_http = deduct(&client, &server, tokens.clone(), conns, duration).await;
+        let hot_db = ceiling_rate(common, &ceiling_db, &work, 1, conns, duration);
+        let hot_http = deduct(&client, &server, Arc::new(vec![hot_token.clone()]), conns, duration).await;
+        hot_spent += hot_http.ok;
+        let holds = hold_capture(&client, &server, &api_key, &user_ids, conns, duration).await;
+        for (name, result) in [("deduct", &spread_http), ("deduct-hot", &hot_http), ("hold+capture", &holds)]
+        {
+            assert_eq!(result.errors, 0, "{name}: {} errors", result.errors);
+        }
+        let row = json!({
+            "round": round,
+            "ceiling_spread": spread_db.rate(), "http_spread": spread_http.rate(),
+            "ceiling_hot": hot_db.rate(), "http_hot": hot_http.rate(),
+            "hold_capture": holds.rate(),
+            "http_spread_p99_ms": spread_http.percentile_ms(0.99),
+            "http_hot_p99_ms": hot_http.percentile_ms(0.99),
+        });
+        eprintln!("  {row}");
+        table.push(row);
+    }
+
+    // Zero overdraft on the hot account: every acknowledged spend is in its
+    // figures and nothing went below zero.
+    let view: Value = client
+        .get(format!("{}/api/credits", server.base))
+        .bearer_auth(&hot_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let used = view["credits"]["used"].as_i64().unwrap();
+    let remaining = view["credits"]["remaining"].as_i64().unwrap();
+    assert_eq!(used as u64, hot_spent, "hot account: used must equal the acknowledged spends");
+    assert!(remaining >= 0, "hot account overdrawn");
+
+    let get_p99 = oha_fixed_rate(&server, &tokens[0], 2000, secs);
+    let pages = oha_pages(&server, &tokens[1], conns, secs);
+    let peak_rss_kb = server.status_kb("VmHWM");
+    let first_load = first_load_bytes(&server, &tokens[2]).await;
+    server.stop();
+
+    // In-process: the same ledger API without HTTP, after the server stopped.
+    let (inproc_spread, inproc_hot) =
+        in_process(&database_url, &keys, &user_ids, &hot_user, conns, duration).await;
+
+    let (check_code, check_out) = launch.cli(&["check"]);
+    assert_eq!(check_code, 0, "credits check after the benchmark: {check_out}");
+
+    let result = json!({
+        "backend": common.name(),
+        "machine": machine(),
+        "settings": {"rounds": rounds, "secs": secs, "users": users, "conns": conns},
+        "rounds": table,
+        "in_process": {"spread": inproc_spread, "hot": inproc_hot},
+        "hot_account": {"acknowledged_spends": hot_spent, "used": used, "remaining": remaining},
+        "get_credits_fixed_rate": get_p99,
+        "ssr_pages": pages,
+        "peak_rss_mb": peak_rss_kb as f64 / 1024.0,
+        "startup_ms": {"existing_database": server_startup_ms(&launch).await, "fresh_database": first_startup.as_secs_f64() * 1000.0},
+        "first_load_bytes": first_load,
+        "check_clean": true,
+    });
+    let out = common.work_dir.join(format!("perf-{}.json", common.name()));
+    std::fs::write(&out, serde_json::to_string_pretty(&result).unwrap()).unwrap();
+    println!("{}", serde_json::to_string_pretty(&result).unwrap());
+    eprintln!("results written to {}", out.display());
+    0
+}
+
+fn ceiling_rate(
+    common: &Common,
+    database_url: &str,
+    work: &std::path::Path,
+    accounts: i64,
+    conns: usize,
+    duration: Duration,
+) -> Ceiling {
+    match common.backend {
+        Backend::Sqlite => {
+            // The better of one client (no lock waits) and `conns` clients.
+            let path = work.join("ceiling.db");
+            let many = ceiling::sqlite(&path, accounts, conns, duration / 2);
+            let one = ceiling::sqlite(&path, accounts, 1, duration / 2);
+            if many.rate() > one.rate() {
+                many
+            } else {
+                one
+            }
+        }
+        Backend::Postgres => {
+            ceiling::pg_prepare(database_url, accounts);
+            ceiling::pgbench(database_url, work, accounts, conns, duration)
+        }
+    }
+}
+
+/// Creates each user (first GET) and sets a large balance as the admin.
+async fn fund(client: &reqwest::Client, server: &Server, tokens: &[String], users: &[String], admin: &str) {
+    let base = server.base.clone();
+    futures_util::future::join_all(tokens.chunks(32).zip(users.chunks(32)).map(|(tokens, users)| {
+        let (client, base) = (client.clone(), base.clone());
+        async move {
+            for (token, user) in tokens.iter().zip(users) {
+                let response =
+                    client.get(format!("{base}/api/credits")).bearer_auth(token).send().await.unwrap();
+                assert_eq!(response.status(), 200);
+                let response = client
+                    .post(format!("{base}/api/credits"))
+                    .bearer_auth(admin)
+                    .json(&json!({"action": "set", "amount": BALANCE, "userId": user, "reason": "bench"}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 200);
+            }
+        }
+    }))
+    .await;
+}
+
+async fn deduct(
+    client: &reqwest::Client,
+    server: &Server,
+    tokens: Arc<Vec<String>>,
+    conns: usize,
+    duration: Duration,
+) -> LoadResult {
+    let (client, url) = (client.clone(), format!("{}/api/credits", server.base));
+    closed_loop(conns, duration, move |worker, iteration| {
+        let index = (worker + iteration as usize * conns) % tokens.len();
+        let request = client
+            .post(&url)
+            .bearer_auth(&tokens[index])
+            .header("content-type", "application/json")
+            .body(r#"{"action":"deduct","amount":1}"#);
+        async move {
+            match request.send().await {
+                Ok(response) => {
+                    let status = response.status();
+                    let body = response.text().await.unwrap_or_default();
+                    outcome_of(status, &body)
+                }
+                Err(error) => outcome_of(reqwest::StatusCode::IM_A_TEAPOT, &error.to_string()),
+            }
+        }
+    })
+    .await
+}
+
+async fn hold_capture(
+    client: &reqwest::Client,
+    server: &Server,
+    api_key: &str,
+    users: &[String],
+    conns: usize,
+    duration: Duration,
+) -> LoadResult {
+    let (client, base, key) = (client.clone(), server.base.clone(), api_key.to_string());
+    let users = Arc::new(users.to_vec());
+    closed_loop(conns, duration, move |worker, iteration| {
+        let user = users[(worker + iteration as usize * conns) % users.len()].clone();
+        let (client, base, key) = (client.clone(), base.clone(), key.clone());
+        async move {
+            let hold = client
+                .post(format!("{base}/api/holds"))
+                .bearer_auth(&key)
+                .json(&json!({"userId": user, "amount": 1}))
+                .send()
+                .await;
+            let Ok(hold) = hold else { return Outcome::Error };
+            let status = hold.status();
+            let body = hold.text().await.unwrap_or_default();
+            if outcome_of(status, &body) != Outcome::Ok {
+                return outcome_of(status, &body);
+            }
+            let id = serde_json::from_str::<Value>(&body)
+                .ok()
+                .and_then(|v| v["holdId"].as_str().map(String::from));
+            let Some(id) = id else { return Outcome::Error };
+            match client
+                .post(format!("{base}/api/holds/{id}/capture"))
+                .bearer_auth(&key)
+                .header("content-type", "application/json")
+                .body("{}")
+                .send()
+                .await
+            {
+                Ok(response) => {
+                    let status = response.status();
+                    outcome_of(status, &response.text().await.unwrap_or_default())
+                }
+                Err(_) => Outcome::Error,
+            }
+        }
+    })
+    .await
+}
+
+async fn in_process(
+    database_url: &str,
+    keys: &Keys,
+    users: &[String],
+    hot_user: &str,
+    conns: usize,
+    duration: Duration,
+) -> (Value, Value) {
+    let vars = [
+        ("DATABASE_URL", database_url.to_string()),
+        ("CLERK_JWT_KEY", keys.public_pem.clone()),
+        ("CREDITS_ADDR", "127.0.0.1:0".to_string()),
+    ];
+    let config = credits_server::config::Config::from_lookup(|name| {
+        vars.iter().find(|(key, _)| *key == name).map(|(_, value)| value.clone())
+    })
+    .expect("config");
+    let db = credits_server::open_database(&config).await.expect("database");
+    let service = credits_server::build_service(&config, db).expect("service");
+    let body: serde_json::Map<String, Value> =
+        serde_json::from_str(r#"{"action":"deduct","amount":1}"#).unwrap();
+    let mut out = Vec::new();
+    for set in [users.to_vec(), vec![hot_user.to_string()]] {
+        let principals: Arc<Vec<credits::auth::Principal>> =
+            Arc::new(set.iter().map(|id| credits::auth::Principal::user(id, None, None, false)).collect());
+        let (service, body) = (service.clone(), Arc::new(body.clone()));
+        let result = closed_loop(conns, duration, move |worker, iteration| {
+            let principal = principals[(worker + iteration as usize * conns) % principals.len()].clone();
+            let (service, body) = (service.clone(), body.clone());
+            async move {
+                match service.change_credits(&principal, &body, None).await {
+                    Ok(_) => Outcome::Ok,
+                    Err(credits::service::ServiceError::Insufficient { .. }) => Outcome::Refused,
+                    Err(error) => {
+                        eprintln!("in-process error: {error:?}");
+                        Outcome::Error
+                    }
+                }
+            }
+        })
+        .await;
+        out.push(
+            json!({"rate": result.rate(), "p99_ms": result.percentile_ms(0.99), "errors": result.errors}),
+        );
+    }
+    (out[0].clone(), out[1].clone())
+}
+
+/// Start-up to healthy on an existing database, the median of five starts.
+async fn server_startup_ms(launch: &crate::server::Launch) -> f64 {
+    let mut times = Vec::new();
+    for attempt in 0..5 {
+        let server = launch.start(&format!("startup-{attempt}")).await;
+        times.push(server.startup.as_secs_f64() * 1000.0);
+        server.stop();
+    }
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    times[2]
+}
+
+fn oha(args: &[String]) -> Value {
+    let output = std::process::Command::new("oha")
+        .args(["--no-tui", "--output-format", "json"])
+        .args(args)
+        .output()
+        .expect("oha (cargo install oha)");
+    assert!(output.status.success(), "oha failed: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("oha json")
+}
+
+/// `GET /api/credits` at a fixed rate: latency percentiles.
+fn oha_fixed_rate(server: &Server, token: &str, rate: u32, secs: u64) -> Value {
+    let report = oha(&[
+        "-z".into(),
+        format!("{secs}s"),
+        "-q".into(),
+        rate.to_string(),
+        "-c".into(),
+        "64".into(),
+        "-H".into(),
+        format!("Authorization: Bearer {token}"),
+        format!("{}/api/credits", server.base),
+    ]);
+    summarize(&report)
+}
+
+/// Server-rendered `/` for a signed-in user, as fast as it goes.
+fn oha_pages(server: &Server, token: &str, conns: usize, secs: u64) -> Value {
+    let report = oha(&[
+        "-z".into(),
+        format!("{secs}s"),
+        "-c".into(),
+        conns.to_string(),
+        "-H".into(),
+        format!("Cookie: __session={token}"),
+        format!("{}/", server.base),
+    ]);
+    summarize(&report)
+}
+
+fn summarize(report: &Value) -> Value {
+    let ms = |name: &str| report["latencyPercentiles"][name].as_f64().unwrap_or(f64::NAN) * 1000.0;
+    json!({
+        "requests_per_sec": report["summary"]["requestsPerSec"],
+        "success_rate": report["summary"]["successRate"],
+        "p50_ms": ms("p50"), "p99_ms": ms("p99"), "p99.9_ms": ms("p99.9"),
+        "status_codes": report["statusCodeDistribution"],
+    })
+}
+
+/// Compressed bytes of the first load of `/`: the HTML and every CSS, JS and
+/// WASM file it loads, each as the server sends it with `Accept-Encoding: br, gzip`.
+async fn first_load_bytes(server: &Server, token: &str) -> Value {
+    let client = reqwest::Client::builder().no_gzip().no_brotli().no_deflate().build().unwrap();
+    let fetch = |path: String| {
+        let client = client.clone();
+        let url = format!("{}{path}", server.base);
+        let token = token.to_string();
+        async move {
+            let response = client
+                .get(url)
+                .header("accept-encoding", "br, gzip")
+                .header("cookie", format!("__session={token}"))
+                .send()
+                .await
+                .unwrap();
+            let encoding = response
+                .headers()
+                .get("content-encoding")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("identity")
+                .to_string();
+            (response.bytes().await.unwrap().len(), encoding)
+        }
+    };
+    let html = client
+        .get(format!("{}/", server.base))
+        .header("cookie", format!("__session={token}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut parts = vec![("/".to_string(), fetch("/".into()).await)];
+    for asset in ["/pkg/credits.css", "/pkg/credits.js", "/pkg/credits.wasm"] {
+        assert!(
+            html.contains(asset.trim_start_matches('/')) || asset.ends_with(".wasm"),
+            "{asset} not in the page"
+        );
+        parts.push((asset.to_string(), fetch(asset.into()).await));
+    }
+    let total: usize = parts.iter().map(|(_, (bytes, _))| bytes).sum();
+    json!({
+        "total": total,
+        "parts": parts.iter().map(|(path, (bytes, encoding))| json!({"path": path, "bytes": bytes, "encoding": encoding})).collect::<Vec<_>>(),
+    })
+}
+
+fn machine() -> Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|line| line.starts_with("model name"))
+        .map(|line| line.split(':').nth(1).unwrap_or("").trim().to_string())
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    json!({"cpu": cpu, "cores": cores})
+}

@@ -7,6 +7,7 @@ mod ceiling;
 mod keys;
 mod load;
 mod perf;
+mod reliability;
 mod server;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -65,6 +66,44 @@ enum Command {
         #[arg(long, default_value_t = 64)]
         conns: usize,
     },
+    /// Bursts of spends and holds against a balance that affords a tenth of them.
+    Races {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value_t = 20)]
+        rounds: usize,
+        #[arg(long, default_value_t = 1)]
+        instances: usize,
+        #[arg(long, default_value_t = 1000)]
+        burst: usize,
+    },
+    /// One Creem event and one Clerk user.created delivered many times at once.
+    Replays {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value_t = 3)]
+        instances: usize,
+        #[arg(long, default_value_t = 100)]
+        copies: usize,
+    },
+    /// kill -9 during a mixed load; every acknowledged request must be there.
+    Crashes {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value_t = 10)]
+        kills: usize,
+        #[arg(long, default_value_t = 16)]
+        workers: usize,
+    },
+    /// Mixed load for a long time; memory and open files must stay flat.
+    Soak {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value_t = 30)]
+        minutes: u64,
+        #[arg(long, default_value_t = 8)]
+        workers: usize,
+    },
 }
 
 fn main() {
@@ -75,6 +114,16 @@ fn main() {
             Command::Perf { common, rounds, secs, users, conns } => {
                 perf::run(&common, rounds, secs, users, conns).await
             }
+            Command::Races { common, rounds, instances, burst } => {
+                reliability::races(&common, rounds, instances, burst).await
+            }
+            Command::Replays { common, instances, copies } => {
+                reliability::replays(&common, instances, copies).await
+            }
+            Command::Crashes { common, kills, workers } => {
+                reliability::crashes(&common, kills, workers).await
+            }
+            Command::Soak { common, minutes, workers } => reliability::soak(&common, minutes, workers).await,
         }
     });
     std::process::exit(code);

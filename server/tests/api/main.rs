@@ -4,6 +4,7 @@ mod support;
 
 mod api_keys_admin;
 mod auth;
+mod authz_matrix;
 mod checkout;
 mod clerk_webhooks;
 mod cli;

@@ -15,7 +15,7 @@ export PATH="$HOME/.cargo/bin:$PWD/tools/node_modules/.bin:$PATH"
 export CREDITS_TEST_POSTGRES_URL="${CREDITS_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 command -v oha >/dev/null || cargo install oha --locked --version 1.16.0
 command -v pgbench >/dev/null || { echo "pgbench (Debian package postgresql-client) is required" >&2; exit 1; }
-LEPTOS_ENV=PROD cargo leptos build --release
+bash scripts/build.sh
 cargo build --release -p credits-bench
 mkdir -p target/bench
 for backend in sqlite postgres; do

@@ -13,7 +13,7 @@ quick=false
 [ "${1:-}" = "--quick" ] && quick=true
 export PATH="$HOME/.cargo/bin:$PWD/tools/node_modules/.bin:$PATH"
 export CREDITS_TEST_POSTGRES_URL="${CREDITS_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
-[ -x target/release/credits ] || { bash scripts/setup.sh; LEPTOS_ENV=PROD cargo leptos build --release; }
+[ -x target/release/credits ] || { bash scripts/setup.sh; bash scripts/build.sh; }
 cargo build --release -p credits-bench
 out=target/reliability
 mkdir -p "$out"

@@ -18,15 +18,18 @@ fi
 
 step "formatting and lints"
 cargo fmt --all -- --check
-cargo clippy -p credits -p credits-server --all-targets -- -D warnings
+cargo clippy -p credits -p credits-server -p credits-bench --all-targets -- -D warnings
 cargo clippy -p credits-frontend --target wasm32-unknown-unknown -- -D warnings
 
 step "unit, property and behaviour tests (SQLite and PostgreSQL)"
 cargo test -p credits -p credits-app -p credits-server --features credits/ssr,credits-app/ssr
 
 step "release build of the site (server + WASM) and a smoke test of it"
-LEPTOS_ENV=PROD cargo leptos build --release
+bash scripts/build.sh
 bash scripts/smoke.sh
 
 step "browser tests in Chromium (end2end/)"
 (cd end2end && npx playwright test)
+
+step "reliability, fast parts: races, replays, kill -9 crashes, 20 s of each fuzz target"
+bash scripts/reliability.sh --quick

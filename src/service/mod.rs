@@ -239,11 +239,14 @@ impl CreditsService {
                 if caller.api_key.is_some() {
                     return Err(ServiceError::Invalid("an API key must name the user: ?userId=".into()));
                 }
-                self.ensure_account(caller).await?;
-                self.catch_up_grants(&caller.user_id).await?;
-                store::load(&mut *self.inner.db.pool.acquire().await?, &caller.user_id)
-                    .await?
-                    .ok_or(LedgerError::NoAccount)?
+                let (account, _) = self.ensure_account(caller).await?;
+                if self.catch_up_grants(&caller.user_id).await? {
+                    store::load(&mut *self.inner.db.pool.acquire().await?, &caller.user_id)
+                        .await?
+                        .ok_or(LedgerError::NoAccount)?
+                } else {
+                    account
+                }
             }
         };
         let mut conn = self.inner.db.pool.acquire().await?;
@@ -267,7 +270,10 @@ impl CreditsService {
                 "only admins may add or set credits, or change another user's account".into(),
             ));
         }
-        if target == caller.user_id {
+        let own = target == caller.user_id;
+        // A deduct finds out that the account is missing from its own debit,
+        // which saves a read on every spend; everything else makes sure first.
+        if own && request.action != Action::Deduct {
             self.ensure_account(caller).await?;
         }
         let actor =
@@ -283,22 +289,29 @@ impl CreditsService {
             hash,
             actor,
         };
-        let answer = self.inner.commits.run(job).await?;
-        if !answer.replayed {
-            tracing::debug!(user_id = %answer.value.user_id, remaining = answer.value.credits.remaining,
-                "credits changed");
-        }
+        let changed = match self.inner.commits.run(job.clone()).await {
+            Err(ServiceError::NotFound(_)) if own => {
+                self.ensure_account(caller).await?;
+                self.inner.commits.run(job).await?
+            }
+            other => other?,
+        };
+        let answer = match changed {
+            Changed::Answered(answer) => answer,
+            Changed::Committed(target) => {
+                // The figures and lists as they are now that the change committed.
+                let mut conn = self.inner.db.pool.acquire().await?;
+                let account = store::load(&mut conn, &target).await?.ok_or(LedgerError::NoAccount)?;
+                Replayable { value: self.view_of(&mut conn, account).await?, replayed: false }
+            }
+        };
         Ok(answer)
     }
 
     /// One change request inside a (possibly shared) transaction.
-    async fn change_in(
-        &self,
-        conn: &mut AnyConnection,
-        job: &ChangeJob,
-    ) -> Result<Replayable<CreditsView>, ServiceError> {
+    async fn change_in(&self, conn: &mut AnyConnection, job: &ChangeJob) -> Result<Changed, ServiceError> {
         if let Some(value) = claim_key(conn, &job.scope, job.key.as_ref(), &job.hash).await? {
-            return Ok(Replayable { value, replayed: true });
+            return Ok(Changed::Answered(Replayable { value, replayed: true }));
         }
         let answer = self.change_claimed(conn, job).await;
         if let (Err(_), Some(key)) = (&answer, &job.key) {
@@ -312,7 +325,7 @@ impl CreditsService {
         &self,
         conn: &mut AnyConnection,
         job: &ChangeJob,
-    ) -> Result<Replayable<CreditsView>, ServiceError> {
+    ) -> Result<Changed, ServiceError> {
         let (target, request, actor) = (&job.target, &job.request, &job.actor);
         let before = if job.is_admin {
             Some(store::lock(conn, target).await?.ok_or(LedgerError::NoAccount)?.figures)
@@ -320,6 +333,11 @@ impl CreditsService {
             None
         };
         apply_change(conn, target, request, request.reason.as_deref(), actor).await?;
+        if before.is_none() && job.key.is_none() {
+            // Nothing to store with the change: the answer is read after the
+            // commit, outside the shared transaction, which keeps it short.
+            return Ok(Changed::Committed(target.clone()));
+        }
         let account = store::load(conn, target).await?.ok_or(LedgerError::NoAccount)?;
         if let Some(before) = &before {
             let action = format!("credits.{}", request.action.as_str());
@@ -336,7 +354,7 @@ impl CreditsService {
         }
         let view = self.view_of(conn, account).await?;
         store_response(conn, &job.scope, job.key.as_ref(), &view).await?;
-        Ok(Replayable { value: view, replayed: false })
+        Ok(Changed::Answered(Replayable { value: view, replayed: false }))
     }
 
     /// `GET /api/credits/history`: one page, newest first.
@@ -394,7 +412,15 @@ impl CreditsService {
     }
 }
 
+/// What a change job produced: its answer, or (with nothing to store under an
+/// Idempotency-Key or in the audit log) only the commit, the answer to be read after it.
+enum Changed {
+    Answered(Replayable<CreditsView>),
+    Committed(String),
+}
+
 /// A `POST /api/credits` change, run by the group committer.
+#[derive(Clone)]
 struct ChangeJob {
     service: CreditsService,
     scope: String,
@@ -407,7 +433,7 @@ struct ChangeJob {
 }
 
 impl crate::group_commit::Job for ChangeJob {
-    type Output = Replayable<CreditsView>;
+    type Output = Changed;
 
     fn lock_order(&self) -> &str {
         &self.target
@@ -548,17 +574,18 @@ impl CreditsService {
 
     /// Starts and ends a user's due grants before their figures are shown, so
     /// figures never count an expired grant or miss a started one.
-    pub(crate) async fn catch_up_grants(&self, user_id: &str) -> Result<(), ServiceError> {
+    /// Returns whether anything was due.
+    pub(crate) async fn catch_up_grants(&self, user_id: &str) -> Result<bool, ServiceError> {
         let pool = &self.inner.db.pool;
         let now = crate::db::now_ms();
         if !crate::grants::has_due(&mut *pool.acquire().await?, user_id, now).await? {
-            return Ok(());
+            return Ok(false);
         }
         let mut tx = pool.begin().await?;
         store::lock(&mut tx, user_id).await?;
         crate::grants::catch_up(&mut tx, user_id, now).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     /// `POST /api/admin/grants/{id}/void`: the grant's unspent rest leaves the

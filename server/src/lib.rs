@@ -86,12 +86,13 @@ pub fn router(config: &Config, service: CreditsService) -> Router {
         .with_state(options)
         .layer(axum::middleware::from_fn_with_state((service, limiter), routes::limits::rate_limit))
         .layer(axum::middleware::from_fn(routes::limits::limit_body))
-        // Pages and JSON: gzip or brotli as the client accepts, at a fast level (the
-        // algorithms' defaults — brotli 11 — cost milliseconds and megabytes per
-        // response). The default predicate skips event streams, images and
-        // responses that are already encoded.
+        // Pages and JSON: gzip at a fast level. (Brotli per response costs about
+        // 9 MB of encoder state per response in flight and, at its default level
+        // 11, milliseconds of CPU; static files are precompressed instead.) The
+        // default predicate skips event streams, images and encoded responses.
         .layer(
             tower_http::compression::CompressionLayer::new()
+                .no_br()
                 .quality(tower_http::CompressionLevel::Precise(4)),
         )
         .layer(tower_http::trace::TraceLayer::new_for_http())

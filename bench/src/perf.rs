@@ -37,7 +37,8 @@ pub async fn run(common: &Common, rounds: usize, secs: u64, users: usize, conns:
     let hot_token = keys.token(&hot_user, 7200);
     let admin_token = keys.token(ADMIN, 7200);
     fund(&client, &server, &tokens, &user_ids, &admin_token).await;
-    fund(&client, &server, &[hot_token.clone()], &[hot_user.clone()], &admin_token).await;
+    fund(&client, &server, std::slice::from_ref(&hot_token), std::slice::from_ref(&hot_user), &admin_token)
+        .await;
     let (code, out) = launch.cli(&["apikey", "create", "--name", "bench"]);
     assert_eq!(code, 0, "apikey create");
     let api_key = serde_json::from_str::<Value>(&out).unwrap()["key"].as_str().unwrap().to_string();

@@ -134,7 +134,7 @@ pub async fn races(common: &Common, rounds: usize, instances: usize, burst: usiz
                     view["credits"]["used"].as_i64().unwrap_or(-1),
                     view["held"].as_i64().unwrap_or(-1),
                 );
-                let expected_ok = burst / 100;
+                let expected_ok = burst / 10;
                 if ok != expected_ok || statuses.get(&402).copied().unwrap_or(0) != burst - expected_ok {
                     failures.push(format!("round {round} {transport} {kind}: statuses {statuses:?}"));
                 }
@@ -151,7 +151,7 @@ pub async fn races(common: &Common, rounds: usize, instances: usize, burst: usiz
             failures.push(format!("round {round}: {error}"));
         }
     }
-    let succeeded_exactly = rows.iter().filter(|row| row["ok"] == json!(burst / 100)).count();
+    let succeeded_exactly = rows.iter().filter(|row| row["ok"] == json!(burst / 10)).count();
     let summary = json!({
         "backend": common.name(), "instances": instances, "rounds": rounds, "burst": burst,
         "bursts": rows.len(), "bursts_with_exactly_the_affordable_successes": succeeded_exactly,

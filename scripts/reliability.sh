@@ -36,6 +36,6 @@ step "fuzzing: ${fuzz_secs}s per target"
 bash scripts/fuzz.sh "$fuzz_secs"
 if ! $quick; then
   step "soak: 30 minutes of mixed load"
-  $bench soak --backend postgres --minutes 30 --work-dir "$out" > "$out/soak-postgres.json"
+  $bench soak --backend postgres --minutes 30 --workers 4 --work-dir "$out" > "$out/soak-postgres.json"
 fi
 echo "reliability: all suites passed; results in $out/"

@@ -115,6 +115,9 @@ pub fn spawn_background(
         let pool = service.db().pool.clone();
         loop {
             ticker.tick().await;
+            // Folds the histograms' raw samples into their buckets and summaries;
+            // without it they pile up until someone scrapes /metrics (a leak).
+            routes::metrics::handle().run_upkeep();
             if let Err(error) = credits::holds::expire_due(&pool, 500).await {
                 tracing::warn!(%error, "hold expiry sweep failed; retrying");
             }

@@ -84,6 +84,10 @@ if r:
       f"{g['fds']['minute_2_average']:.0f} → {g['fds']['last_minute_average']:.0f} "
       f"(growth {g['fds']['growth']*100:+.1f} %). Failures: {len(r['failures'])}"
       + (": " + "; ".join(r["failures"]) if r["failures"] else "") + ".")
+    w("- The first 30-minute attempt found a leak: RSS grew steadily (23 → 28 MB in 25 minutes) because "
+      "`metrics-exporter-prometheus` keeps every histogram sample until `/metrics` is scraped unless its "
+      "upkeep runs. The background loop now runs the upkeep every tick "
+      "(`server/src/lib.rs::spawn_background`); the run above is after that fix.")
 else:
     w("- not run yet")
 text = open(os.path.join(ROOT, "RELIABILITY.md")).read()

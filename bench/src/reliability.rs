@@ -20,6 +20,11 @@ const USER_CREATED: &str = include_str!("../../fixtures/clerk/user.created.json"
 const STARTER_CREDITS: i64 = 115;
 const INITIAL_CREDITS: i64 = 8;
 
+/// The status of a request, 0 when it got no answer.
+async fn status(request: reqwest::RequestBuilder) -> u16 {
+    request.send().await.map(|r| r.status().as_u16()).unwrap_or(0)
+}
+
 fn random_id() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
@@ -491,24 +496,17 @@ pub async fn soak(common: &Common, minutes: u64, workers: usize) -> i32 {
                     let (name, status) = match i % 6 {
                         0 | 1 => (
                             "deduct",
-                            client
-                                .post(format!("{base}/api/credits"))
-                                .bearer_auth(&tokens[u])
-                                .json(&json!({"action": "deduct", "amount": 1}))
-                                .send()
-                                .await
-                                .map(|r| r.status().as_u16())
-                                .unwrap_or(0),
+                            status(
+                                client
+                                    .post(format!("{base}/api/credits"))
+                                    .bearer_auth(&tokens[u])
+                                    .json(&json!({"action": "deduct", "amount": 1})),
+                            )
+                            .await,
                         ),
                         2 => (
                             "get",
-                            client
-                                .get(format!("{base}/api/credits"))
-                                .bearer_auth(&tokens[u])
-                                .send()
-                                .await
-                                .map(|r| r.status().as_u16())
-                                .unwrap_or(0),
+                            status(client.get(format!("{base}/api/credits")).bearer_auth(&tokens[u])).await,
                         ),
                         3 => {
                             let hold = client
@@ -540,13 +538,12 @@ pub async fn soak(common: &Common, minutes: u64, workers: usize) -> i32 {
                         }
                         4 => (
                             "history",
-                            client
-                                .get(format!("{base}/api/credits/history?limit=20"))
-                                .bearer_auth(&tokens[u])
-                                .send()
-                                .await
-                                .map(|r| r.status().as_u16())
-                                .unwrap_or(0),
+                            status(
+                                client
+                                    .get(format!("{base}/api/credits/history?limit=20"))
+                                    .bearer_auth(&tokens[u]),
+                            )
+                            .await,
                         ),
                         _ => {
                             let (_, body) = creem_event(&users[u]);

@@ -267,6 +267,21 @@ async fn draw(
     may_run_short: bool,
     now: i64,
 ) -> Result<(), sqlx::Error> {
+    if prefer.is_none() && amount > 0 {
+        // Usually the first grant in draw order covers the whole amount: then
+        // one UPDATE finds it and draws from it.
+        let sql = format!(
+            "UPDATE grants SET remaining = remaining - $1, {column} = {column} + $1 \
+             WHERE id = (SELECT id FROM grants WHERE user_id = $2 AND status = 'active' AND remaining > 0 \
+             AND (expires_at IS NULL OR expires_at > $3) ORDER BY {DRAW_ORDER} LIMIT 1) AND remaining >= $1 \
+             RETURNING id",
+            column = into.column()
+        );
+        let row = sqlx::query(&sql).bind(amount).bind(user_id).bind(now).fetch_optional(&mut *conn).await?;
+        if let Some(row) = row {
+            return record_draw(conn, entry_id, row.try_get("id")?, amount).await;
+        }
+    }
     let sql = format!(
         "SELECT id, remaining FROM grants WHERE user_id = $1 AND status = 'active' AND remaining > 0 \
          AND (expires_at IS NULL OR expires_at > $2) ORDER BY CASE WHEN id = $3 THEN 0 ELSE 1 END, {DRAW_ORDER}"

@@ -90,13 +90,8 @@ pub async fn create(
     let reference = format!("hold:{id}");
     let meta = EntryMeta { reason, reference: Some(&reference), actor, ..Default::default() };
     let now = crate::db::now_ms();
-    // Start and end due grants first (under the account lock), so the debit
-    // below sees live grants only; without due grants the debit is the lock.
-    if crate::grants::has_due(conn, user_id, now).await? {
-        store::lock(conn, user_id).await?.ok_or(LedgerError::NoAccount)?;
-        crate::grants::catch_up(conn, user_id, now).await?;
-    }
-    let applied = store::apply(conn, user_id, &Delta::hold(amount), Guard::Covered(amount), &meta).await?;
+    // The debit catches up due grants itself, so it only ever sees live ones.
+    let applied = store::apply_covered(conn, user_id, &Delta::hold(amount), amount, &meta).await?;
     let sql = format!(
         "INSERT INTO holds (id, user_id, amount, status, reason, actor, created_at, expires_at, entry_id) \
          VALUES ($1, $2, $3, 'open', $4, $5, $6, $7, $8) RETURNING {HOLD_COLUMNS}"

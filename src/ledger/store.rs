@@ -17,6 +17,9 @@ pub enum LedgerError {
     Closed,
     #[error("insufficient credits: {required} required, {remaining} remaining")]
     Insufficient { required: i64, remaining: i64 },
+    /// A grant of the account is due to start or end (`apply_covered` catches up and retries).
+    #[error("a grant is due to start or end")]
+    GrantsDue,
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -68,6 +71,29 @@ pub enum Guard {
     None,
     /// Spends and holds: applied only to an active account with `remaining >= amount`.
     Covered(i64),
+    /// `Covered`, and only while none of the account's grants is due to start
+    /// or end, so the debit never counts an expired grant (`apply_covered`).
+    CoveredLive(i64),
+}
+
+/// A spend or a hold, usually in one conditional UPDATE: enough credits, an
+/// active account and no due grant. When a grant is due, the account is
+/// locked, its grants are started and ended, and the debit is tried again.
+pub async fn apply_covered(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    delta: &Delta,
+    amount: i64,
+    meta: &EntryMeta<'_>,
+) -> Result<Applied, LedgerError> {
+    match apply(conn, user_id, delta, Guard::CoveredLive(amount), meta).await {
+        Err(LedgerError::GrantsDue) => {
+            lock(conn, user_id).await?.ok_or(LedgerError::NoAccount)?;
+            crate::grants::catch_up(conn, user_id, now_ms()).await?;
+            apply(conn, user_id, delta, Guard::Covered(amount), meta).await
+        }
+        other => other,
+    }
 }
 
 const ACCOUNT_COLUMNS: &str = "user_id, email, name, status, remaining, held, used, initial, \
@@ -183,6 +209,12 @@ pub async fn apply(
     let (guard_sql, required) = match guard {
         Guard::None => ("", 0),
         Guard::Covered(required) => ("AND status = 'active' AND remaining >= $9", required),
+        Guard::CoveredLive(required) => (
+            "AND status = 'active' AND remaining >= $9 AND NOT EXISTS (SELECT 1 FROM grants g \
+             WHERE g.user_id = $8 AND ((g.status = 'scheduled' AND g.effective_at <= $7) \
+             OR (g.status = 'active' AND g.expires_at IS NOT NULL AND g.expires_at <= $7)))",
+            required,
+        ),
     };
     let sql = format!(
         "UPDATE accounts SET remaining = remaining + $1, held = held + $2, used = used + $3, \
@@ -204,7 +236,8 @@ pub async fn apply(
         query = query.bind(required);
     }
     let Some(row) = query.fetch_optional(&mut *conn).await? else {
-        return Err(explain_refusal(conn, user_id, required).await);
+        let due_checked = matches!(guard, Guard::CoveredLive(_));
+        return Err(explain_refusal(conn, user_id, required, due_checked.then_some(now)).await);
     };
     let figures = Figures {
         remaining: row.try_get("remaining")?,
@@ -236,8 +269,21 @@ fn record_metrics(kind: EntryKind, delta: &Delta) {
     }
 }
 
-/// Says why a guarded UPDATE matched no row.
-async fn explain_refusal(conn: &mut AnyConnection, user_id: &str, required: i64) -> LedgerError {
+/// Says why a guarded UPDATE matched no row (`due_at`: the guard also
+/// required that no grant be due at that time).
+async fn explain_refusal(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    required: i64,
+    due_at: Option<i64>,
+) -> LedgerError {
+    if let Some(now) = due_at {
+        match crate::grants::has_due(conn, user_id, now).await {
+            Ok(true) => return LedgerError::GrantsDue,
+            Ok(false) => {}
+            Err(error) => return LedgerError::Database(error),
+        }
+    }
     match load(conn, user_id).await {
         Ok(None) => LedgerError::NoAccount,
         Ok(Some(account)) if account.status != "active" => LedgerError::Closed,

@@ -5,6 +5,7 @@
 mod admin;
 mod checkout;
 mod holds;
+mod view;
 mod webhooks;
 
 pub use admin::{parse_batch, AdjustLine, AdjustResult};
@@ -26,9 +27,6 @@ use crate::requests::{parse_page, Action, ChangeRequest};
 use serde_json::{Map, Value};
 use sqlx::AnyConnection;
 use std::sync::Arc;
-
-/// How many entries `recent` shows.
-const RECENT_ENTRIES: i64 = 10;
 
 /// Everything a request handler needs; cheap to clone.
 #[derive(Clone)]
@@ -107,6 +105,7 @@ impl From<LedgerError> for ServiceError {
             LedgerError::NoAccount => Self::NotFound("no account for this user".into()),
             LedgerError::Closed => Self::Forbidden("the account is closed".into()),
             LedgerError::Insufficient { required, remaining } => Self::Insufficient { required, remaining },
+            LedgerError::GrantsDue => Self::Internal("a due grant was not caught up".into()),
             LedgerError::Database(error) => error.into(),
         }
     }
@@ -224,33 +223,43 @@ impl CreditsService {
         caller: &Principal,
         target: Option<&str>,
     ) -> Result<CreditsView, ServiceError> {
-        let account = match target.filter(|target| *target != caller.user_id) {
+        match target.filter(|target| *target != caller.user_id) {
             Some(target) => {
                 if !caller.acts_for_others() {
                     return Err(ServiceError::Forbidden(
                         "only admins and API keys may read other users".into(),
                     ));
                 }
-                store::load(&mut *self.inner.db.pool.acquire().await?, target)
-                    .await?
-                    .ok_or(LedgerError::NoAccount)?
+                self.view_of(&mut *self.inner.db.pool.acquire().await?, target).await
             }
             None => {
                 if caller.api_key.is_some() {
                     return Err(ServiceError::Invalid("an API key must name the user: ?userId=".into()));
                 }
-                let (account, _) = self.ensure_account(caller).await?;
-                if self.catch_up_grants(&caller.user_id).await? {
-                    store::load(&mut *self.inner.db.pool.acquire().await?, &caller.user_id)
-                        .await?
-                        .ok_or(LedgerError::NoAccount)?
-                } else {
-                    account
-                }
+                self.own_view(caller).await
+            }
+        }
+    }
+
+    /// The caller's own view: one statement when the account exists, its
+    /// profile is current and no grant is due; otherwise the account is made
+    /// current first (created with its initial grant, profile updated, due
+    /// grants started or ended) and read again.
+    async fn own_view(&self, caller: &Principal) -> Result<CreditsView, ServiceError> {
+        let pool = &self.inner.db.pool;
+        let now = crate::db::now_ms();
+        let snapshot = view::snapshot(&mut *pool.acquire().await?, &caller.user_id, now).await?;
+        let snapshot = match snapshot {
+            Some(snapshot) if !snapshot.grants_due && !profile_stale(&snapshot.account, caller) => snapshot,
+            _ => {
+                self.ensure_account(caller).await?;
+                self.catch_up_grants(&caller.user_id).await?;
+                view::snapshot(&mut *pool.acquire().await?, &caller.user_id, crate::db::now_ms())
+                    .await?
+                    .ok_or(LedgerError::NoAccount)?
             }
         };
-        let mut conn = self.inner.db.pool.acquire().await?;
-        self.view_of(&mut conn, account).await
+        Ok(view::view(snapshot, self.inner.settings.cost_per_video))
     }
 
     /// `POST /api/credits`: one add, deduct or set, in one transaction with its idempotency key.
@@ -301,8 +310,7 @@ impl CreditsService {
             Changed::Committed(target) => {
                 // The figures and lists as they are now that the change committed.
                 let mut conn = self.inner.db.pool.acquire().await?;
-                let account = store::load(&mut conn, &target).await?.ok_or(LedgerError::NoAccount)?;
-                Replayable { value: self.view_of(&mut conn, account).await?, replayed: false }
+                Replayable { value: self.view_of(&mut conn, &target).await?, replayed: false }
             }
         };
         Ok(answer)
@@ -338,7 +346,8 @@ impl CreditsService {
             // commit, outside the shared transaction, which keeps it short.
             return Ok(Changed::Committed(target.clone()));
         }
-        let account = store::load(conn, target).await?.ok_or(LedgerError::NoAccount)?;
+        let snapshot =
+            view::snapshot(conn, target, crate::db::now_ms()).await?.ok_or(LedgerError::NoAccount)?;
         if let Some(before) = &before {
             let action = format!("credits.{}", request.action.as_str());
             let reason = request.reason.as_deref().unwrap_or("(no reason given)");
@@ -348,11 +357,11 @@ impl CreditsService {
                 target_user: Some(target),
                 reason,
                 before: Some(before),
-                after: Some(&account.figures),
+                after: Some(&snapshot.account.figures),
             };
             crate::audit::record(conn, &entry).await?;
         }
-        let view = self.view_of(conn, account).await?;
+        let view = view::view(snapshot, self.inner.settings.cost_per_video);
         store_response(conn, &job.scope, job.key.as_ref(), &view).await?;
         Ok(Changed::Answered(Replayable { value: view, replayed: false }))
     }
@@ -458,9 +467,7 @@ impl CreditsService {
         let existing = store::load(&mut *pool.acquire().await?, &caller.user_id).await?;
         match existing {
             Some(account) => {
-                let stale = (email.is_some() && account.email.as_deref() != email)
-                    || (name.is_some() && account.name.as_deref() != name);
-                if !stale {
+                if !profile_stale(&account, caller) {
                     return Ok((account, false));
                 }
                 let mut conn = pool.acquire().await?;
@@ -518,58 +525,11 @@ impl CreditsService {
         Ok(credited)
     }
 
-    async fn view_of(&self, conn: &mut AnyConnection, account: Account) -> Result<CreditsView, ServiceError> {
-        let recent = store::entries_before(conn, &account.user_id, None, RECENT_ENTRIES).await?;
-        let grants = crate::grants::list(conn, &account.user_id).await?;
-        let now = crate::db::now_ms();
-        let next_expiry = grants
-            .iter()
-            .filter(|grant| grant.status == "active" && grant.remaining > 0)
-            .filter_map(|grant| grant.expires_at_ms.map(|at| (at, grant.remaining)))
-            .min_by_key(|(at, _)| *at)
-            .map(|(at, _)| crate::dto::NextExpiry {
-                at: rfc3339(at),
-                amount: grants
-                    .iter()
-                    .filter(|grant| grant.status == "active" && grant.expires_at_ms == Some(at))
-                    .map(|grant| grant.remaining)
-                    .sum(),
-            });
-        let notices = crate::outbox::notices(conn, &account.user_id, 5).await?;
-        let cost_per_video = self.inner.settings.cost_per_video;
-        Ok(CreditsView {
-            credits: account.figures.as_dto(),
-            held: account.figures.held,
-            cost_per_video,
-            can_generate_video: account.status == "active" && account.figures.remaining >= cost_per_video,
-            recent: recent.into_iter().map(entry_view).collect(),
-            updated_at: rfc3339(account.updated_at_ms),
-            grants: grants
-                .iter()
-                .filter(|grant| grant.remaining > 0 || grant.status == "scheduled")
-                .map(|grant| crate::dto::GrantView {
-                    id: grant.id,
-                    kind: grant.kind.clone(),
-                    category: grant.category.clone(),
-                    amount: grant.amount,
-                    remaining: grant.remaining,
-                    priority: grant.priority,
-                    effective_at: rfc3339(grant.effective_at_ms),
-                    expires_at: grant.expires_at_ms.map(rfc3339),
-                })
-                .collect(),
-            next_expiry: next_expiry.filter(|_| now > 0),
-            notices: notices
-                .into_iter()
-                .map(|notice| crate::dto::NoticeView {
-                    id: notice.id,
-                    event_type: notice.event_type,
-                    data: notice.data,
-                    created_at: notice.created_at,
-                })
-                .collect(),
-            user_id: account.user_id,
-        })
+    /// An existing user's view as it is now.
+    async fn view_of(&self, conn: &mut AnyConnection, user_id: &str) -> Result<CreditsView, ServiceError> {
+        let snapshot =
+            view::snapshot(conn, user_id, crate::db::now_ms()).await?.ok_or(LedgerError::NoAccount)?;
+        Ok(view::view(snapshot, self.inner.settings.cost_per_video))
     }
 
     /// Starts and ends a user's due grants before their figures are shown, so
@@ -648,6 +608,13 @@ fn csrf_ok(headers: &http::HeaderMap, expected: &str) -> bool {
     }
 }
 
+/// Whether the session brings an email or name the account does not have yet.
+fn profile_stale(account: &Account, caller: &Principal) -> bool {
+    let (email, name) = (caller.email.as_deref(), caller.name.as_deref());
+    (email.is_some() && account.email.as_deref() != email)
+        || (name.is_some() && account.name.as_deref() != name)
+}
+
 /// Refuses API keys on routes that belong to signed-in users.
 fn users_only(caller: &Principal) -> Result<(), ServiceError> {
     match caller.api_key {
@@ -702,9 +669,10 @@ pub(crate) async fn apply_change(
     actor: &str,
 ) -> Result<(), ServiceError> {
     let now = crate::db::now_ms();
-    // A deduct's conditional debit is itself the lock; only due grants need it
-    // taken first. Add and set read the account, so they lock it up front.
-    if request.action != Action::Deduct || crate::grants::has_due(conn, target, now).await? {
+    // A deduct's conditional debit is itself the lock, and it catches up due
+    // grants itself (`apply_covered`). Add and set read the account, so they
+    // lock it up front and bring its grants up to date.
+    if request.action != Action::Deduct {
         store::lock(conn, target).await?.ok_or(LedgerError::NoAccount)?;
         crate::grants::catch_up(conn, target, now).await?;
     }
@@ -712,7 +680,7 @@ pub(crate) async fn apply_change(
     let meta = EntryMeta { reason, actor, ..Default::default() };
     match request.action {
         Action::Deduct => {
-            store::apply(conn, target, &Delta::spend(amount), Guard::Covered(amount), &meta).await?;
+            store::apply_covered(conn, target, &Delta::spend(amount), amount, &meta).await?;
         }
         Action::Add => {
             let spec = grant_spec(&request.grant, now)?;

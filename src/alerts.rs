@@ -3,7 +3,7 @@
 //! change that caused them. Low and depleted fire once per crossing: when the
 //! balance goes from at-or-above the threshold to below it.
 
-use crate::ledger::{Delta, EntryKind, Figures};
+use crate::ledger::{Delta, EntryKind};
 use serde_json::json;
 use sqlx::AnyConnection;
 use std::sync::OnceLock;
@@ -71,12 +71,11 @@ pub(crate) async fn on_entry(
     conn: &mut AnyConnection,
     user_id: &str,
     delta: &Delta,
-    after: &Figures,
+    remaining: i64,
     now: i64,
 ) -> Result<(), sqlx::Error> {
     let kind = delta.kind.expect("an entry has a kind");
-    let before = after.remaining - delta.remaining;
-    let remaining = after.remaining;
+    let before = remaining - delta.remaining;
     match kind {
         EntryKind::Initial | EntryKind::Purchase | EntryKind::Adjust
             if delta.remaining > 0 && activity_events() =>

@@ -118,7 +118,7 @@ impl Into_ {
     }
 }
 
-const DRAW_ORDER: &str =
+pub(crate) const DRAW_ORDER: &str =
     "priority, CASE WHEN expires_at IS NULL THEN 1 ELSE 0 END, expires_at, created_at, id";
 
 /// Keeps grants in step with one ledger entry (called by `store::apply`).

@@ -20,6 +20,7 @@
 //! a batch is whatever queued while the previous one was committing, so a lone
 //! request waits for nobody.
 
+use crate::ledger::batch::PlainSpend;
 use crate::service::ServiceError;
 use sqlx::{AnyConnection, AnyPool};
 use std::any::Any;
@@ -36,6 +37,15 @@ pub trait Job: Send + Sync + 'static {
     /// The user whose account the job changes: batches lock in this order.
     fn lock_order(&self) -> &str;
     fn run<'c>(&'c self, conn: &'c mut AnyConnection) -> BoxFuture<'c, Result<Self::Output, ServiceError>>;
+    /// A plain spend (nothing to store besides the ledger's rows), which a
+    /// batch of nothing but such spends applies set-wise (`ledger::batch`).
+    fn plain_spend(&self) -> Option<PlainSpend<'_>> {
+        None
+    }
+    /// The output of a plain spend the batch applied.
+    fn plain_spend_applied(&self) -> Option<Self::Output> {
+        None
+    }
 }
 
 type Reply = oneshot::Sender<Result<Box<dyn Any + Send>, ServiceError>>;
@@ -46,6 +56,8 @@ trait ErasedJob: Send + Sync {
         &'c self,
         conn: &'c mut AnyConnection,
     ) -> BoxFuture<'c, Result<Box<dyn Any + Send>, ServiceError>>;
+    fn plain_spend(&self) -> Option<PlainSpend<'_>>;
+    fn plain_spend_applied(&self) -> Option<Box<dyn Any + Send>>;
 }
 
 impl<J: Job> ErasedJob for J {
@@ -57,6 +69,12 @@ impl<J: Job> ErasedJob for J {
         conn: &'c mut AnyConnection,
     ) -> BoxFuture<'c, Result<Box<dyn Any + Send>, ServiceError>> {
         Box::pin(async move { self.run(conn).await.map(|value| Box::new(value) as Box<dyn Any + Send>) })
+    }
+    fn plain_spend(&self) -> Option<PlainSpend<'_>> {
+        Job::plain_spend(self)
+    }
+    fn plain_spend_applied(&self) -> Option<Box<dyn Any + Send>> {
+        Job::plain_spend_applied(self).map(|value| Box::new(value) as Box<dyn Any + Send>)
     }
 }
 
@@ -168,8 +186,21 @@ async fn run_together(pool: &AnyPool, sqlite: bool, batch: &[Queued]) -> Result<
     if sqlite {
         take_write_lock(&mut tx).await?;
     }
+    // A batch of nothing but plain spends debits each account once, set-wise;
+    // the spends it could not cover in one go then run one by one below.
+    let plain: Vec<PlainSpend<'_>> = batch.iter().filter_map(|queued| queued.job.plain_spend()).collect();
+    let applied = if plain.len() == batch.len() {
+        crate::ledger::batch::apply_spends(&mut tx, &plain, !sqlite).await?
+    } else {
+        vec![false; batch.len()]
+    };
     let mut answers = Vec::with_capacity(batch.len());
-    for queued in batch {
+    for (queued, applied) in batch.iter().zip(applied) {
+        if applied {
+            let output = queued.job.plain_spend_applied().expect("a plain spend has an output");
+            answers.push(Ok(output));
+            continue;
+        }
         let answer = queued.job.run_erased(&mut tx).await;
         if let Err(ServiceError::Internal(message)) = &answer {
             return Err(ServiceError::Internal(message.clone()));

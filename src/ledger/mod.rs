@@ -4,6 +4,8 @@
 //! and accounts together in one transaction (server only).
 
 #[cfg(feature = "ssr")]
+pub mod batch;
+#[cfg(feature = "ssr")]
 pub mod check;
 pub mod rules;
 #[cfg(feature = "ssr")]

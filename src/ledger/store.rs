@@ -250,7 +250,7 @@ pub async fn apply(
     };
     let entry_id = insert_entry(conn, user_id, kind, delta, figures.remaining, meta, now).await?;
     crate::grants::on_entry(conn, user_id, delta, entry_id, &meta.grants, figures.remaining, now).await?;
-    crate::alerts::on_entry(conn, user_id, delta, &figures, now).await?;
+    crate::alerts::on_entry(conn, user_id, delta, figures.remaining, now).await?;
     record_metrics(kind, delta);
     tracing::debug!(entry_id, remaining = figures.remaining, "ledger entry written");
     Ok(Applied { figures, entry_id })
@@ -258,7 +258,7 @@ pub async fn apply(
 
 /// Counts credits by what happened to them (written before commit, so a
 /// rolled-back change may be counted; the ledger, not the metric, is the record).
-fn record_metrics(kind: EntryKind, delta: &Delta) {
+pub(crate) fn record_metrics(kind: EntryKind, delta: &Delta) {
     metrics::counter!("ledger_entries_total", "kind" => kind.as_str()).increment(1);
     let granted = delta.initial + delta.bonus.max(0) + delta.adjustments.max(0);
     if granted > 0 {

@@ -454,6 +454,20 @@ impl crate::group_commit::Job for ChangeJob {
     ) -> crate::group_commit::BoxFuture<'c, Result<Self::Output, ServiceError>> {
         Box::pin(self.service.change_in(conn, self))
     }
+
+    fn plain_spend(&self) -> Option<crate::ledger::batch::PlainSpend<'_>> {
+        let plain = self.request.action == Action::Deduct && self.key.is_none() && !self.is_admin;
+        plain.then(|| crate::ledger::batch::PlainSpend {
+            user_id: &self.target,
+            amount: self.request.amount.get(),
+            reason: self.request.reason.as_deref(),
+            actor: &self.actor,
+        })
+    }
+
+    fn plain_spend_applied(&self) -> Option<Changed> {
+        Some(Changed::Committed(self.target.clone()))
+    }
 }
 
 impl CreditsService {

@@ -75,6 +75,78 @@ async fn concurrent_deducts_never_overspend(backend: Backend) {
 }
 both!(concurrent_deducts_never_overspend);
 
+/// Many users spending at once: the group committer applies whole batches of
+/// plain spends set-wise. Every user must end exactly as if their spends had
+/// run one at a time: the right number accepted, each entry's balance one
+/// spend lower than the one before, grants drawn in order, `credits check` clean.
+async fn batched_spends_end_as_if_one_at_a_time(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    // (user, starting balance, spends that must succeed out of 12 of 10 each)
+    let plain: Vec<(String, i64, usize)> =
+        (0..4).map(|i| (unique(&format!("batch{i}")), 1_000, 12)).collect();
+    let short = (unique("batchshort"), 55, 5);
+    let broke = (unique("batchbroke"), 8, 0);
+    let first_grant = unique("batchgrant");
+    let mut users = plain.clone();
+    users.extend([short.clone(), broke.clone()]);
+    for (user, balance, _) in &users {
+        if *balance == 8 {
+            app.credits(user).await;
+        } else {
+            app.set_balance(user, *balance).await;
+        }
+    }
+    // This user's first grant in draw order covers every spend on its own.
+    app.credits(&first_grant).await;
+    let (status, body) = app
+        .change(ADMIN, json!({"action": "add", "amount": 500, "priority": 1, "userId": first_grant}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    users.push((first_grant.clone(), 508, 12));
+
+    let body = json!({"action": "deduct", "amount": 10, "reason": "batched"});
+    let bearers: Vec<(String, String)> =
+        users.iter().flat_map(|(user, _, _)| std::iter::repeat_n((user.clone(), token(user)), 12)).collect();
+    let owners: Vec<&String> = bearers.iter().map(|(user, _)| user).collect();
+    let futures = bearers.iter().map(|(_, bearer)| app.post_json("/api/credits", Some(bearer), &body, None));
+    let responses = join_all(futures).await;
+    for (user, balance, expected_ok) in &users {
+        let statuses: Vec<StatusCode> = owners
+            .iter()
+            .zip(&responses)
+            .filter(|(owner, _)| **owner == user)
+            .map(|(_, response)| response.status())
+            .collect();
+        let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+        let refused = statuses.iter().filter(|s| **s == StatusCode::PAYMENT_REQUIRED).count();
+        assert_eq!((ok, refused), (*expected_ok, 12 - expected_ok), "{user}: {statuses:?}");
+        let view = app.credits(user).await;
+        assert_eq!(view["credits"]["remaining"], balance - 10 * *expected_ok as i64, "{user}");
+        // Oldest first: each spend leaves exactly 10 less than what was there before it.
+        let mut entries = app.all_entries(user).await;
+        entries.reverse();
+        let mut running = 0;
+        let mut spends = 0;
+        for entry in &entries {
+            running += entry["amount"].as_i64().unwrap();
+            assert_eq!(entry["balanceAfter"].as_i64().unwrap(), running, "{user}: {entry}");
+            if entry["kind"] == "spend" {
+                assert_eq!(entry["amount"], -10);
+                assert_eq!(entry["reason"], "batched");
+                spends += 1;
+            }
+        }
+        assert_eq!(spends, *expected_ok, "{user}");
+    }
+    // The first grant in draw order paid for all of that user's spends.
+    let view = app.credits(&first_grant).await;
+    let grants = view["grants"].as_array().unwrap();
+    let promoted = grants.iter().find(|grant| grant["priority"] == 1).expect("the priority-1 grant");
+    assert_eq!(promoted["remaining"], 500 - 120);
+    app.assert_consistent().await;
+}
+both!(batched_spends_end_as_if_one_at_a_time);
+
 async fn a_deduct_beyond_the_balance_is_402_and_changes_nothing(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let user = unique("short");

@@ -461,15 +461,20 @@ pub async fn list(conn: &mut AnyConnection, user_id: &str) -> Result<Vec<GrantRo
 
 /// Whether a user has grants to start or expire (a cheap read before a write).
 pub async fn has_due(conn: &mut AnyConnection, user_id: &str, now: i64) -> Result<bool, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT id FROM grants WHERE user_id = $1 AND ((status = 'scheduled' AND effective_at <= $2) \
-         OR (status = 'active' AND expires_at IS NOT NULL AND expires_at <= $2)) LIMIT 1",
-    )
-    .bind(user_id)
-    .bind(now)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let sql = format!("SELECT 1 WHERE {}", due_exists("$1", "$2"));
+    let row = sqlx::query(&sql).bind(user_id).bind(now).fetch_optional(&mut *conn).await?;
     Ok(row.is_some())
+}
+
+/// SQL that is true when a grant of `user` (an SQL expression) is due at
+/// `now` (a placeholder): scheduled and started, or live and expired. Every
+/// statement that must not see a due grant uses this one definition.
+pub(crate) fn due_exists(user: &str, now: &str) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM grants g WHERE g.user_id = {user} \
+         AND ((g.status = 'scheduled' AND g.effective_at <= {now}) \
+         OR (g.status = 'active' AND g.expires_at IS NOT NULL AND g.expires_at <= {now})))"
+    )
 }
 
 /// The sweep every instance runs: users with due grants are caught up, each in

@@ -43,7 +43,7 @@ pub async fn apply_spends(
     }
     let users: Vec<(&str, i64)> = totals.into_iter().collect();
     if postgres {
-        let list = placeholders(1, users.len(), 1);
+        let list = (1..=users.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
         let sql =
             format!("SELECT user_id FROM accounts WHERE user_id IN ({list}) ORDER BY user_id FOR UPDATE");
         let mut query = sqlx::query(&sql).persistent(false);
@@ -58,22 +58,12 @@ pub async fn apply_spends(
         "UPDATE accounts SET remaining = remaining - d.total, used = used + d.total, updated_at = $1 \
          FROM ({totals}) AS d \
          WHERE accounts.user_id = d.user_id AND accounts.status = 'active' AND accounts.remaining >= d.total \
-         AND NOT EXISTS (SELECT 1 FROM grants g WHERE g.user_id = accounts.user_id \
-           AND ((g.status = 'scheduled' AND g.effective_at <= $1) \
-             OR (g.status = 'active' AND g.expires_at IS NOT NULL AND g.expires_at <= $1))) \
+         AND NOT {due} \
          RETURNING accounts.user_id, accounts.remaining",
-        totals = totals_table(2, users.len())
+        totals = totals_table(2, users.len()),
+        due = crate::grants::due_exists("accounts.user_id", "$1"),
     );
-    let mut query = sqlx::query(&sql).persistent(false).bind(now);
-    for (user, total) in &users {
-        query = query.bind(*user).bind(*total);
-    }
-    let debited: BTreeMap<String, i64> = query
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(|row| Ok((row.try_get::<String, _>(0)?, row.try_get::<i64, _>(1)?)))
-        .collect::<Result<_, sqlx::Error>>()?;
+    let debited = per_user(conn, &sql, now, &users).await?;
     let mut applied = vec![false; spends.len()];
     if debited.is_empty() {
         return Ok(applied);
@@ -134,20 +124,11 @@ pub async fn apply_spends(
          WHERE grants.id = (SELECT g.id FROM grants g WHERE g.user_id = d.user_id AND g.status = 'active' \
            AND g.remaining > 0 AND (g.expires_at IS NULL OR g.expires_at > $1) ORDER BY {order} LIMIT 1) \
          AND grants.remaining >= d.total \
-         RETURNING grants.id, grants.user_id",
+         RETURNING grants.user_id, grants.id",
         totals = totals_table(2, covered_users.len()),
         order = crate::grants::DRAW_ORDER,
     );
-    let mut query = sqlx::query(&sql).persistent(false).bind(now);
-    for (user, total) in &covered_users {
-        query = query.bind(*user).bind(*total);
-    }
-    let drawn: BTreeMap<String, i64> = query
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(|row| Ok((row.try_get::<String, _>(1)?, row.try_get::<i64, _>(0)?)))
-        .collect::<Result<_, sqlx::Error>>()?;
+    let drawn = per_user(conn, &sql, now, &covered_users).await?;
     let mut draws = Vec::new();
     for &index in &mine {
         let spend = &spends[index];
@@ -227,7 +208,22 @@ fn entry_rows(rows: usize) -> Vec<String> {
         .collect()
 }
 
-/// `$first, $first+stride, …`
-fn placeholders(first: usize, count: usize, stride: usize) -> String {
-    (0..count).map(|i| format!("${}", first + i * stride)).collect::<Vec<_>>().join(", ")
+/// Runs a statement over `totals_table(2, …)` of `users` (`$1` is the time)
+/// that returns `(user_id, value)` rows, as a map.
+async fn per_user(
+    conn: &mut AnyConnection,
+    sql: &str,
+    now: i64,
+    users: &[(&str, i64)],
+) -> Result<BTreeMap<String, i64>, sqlx::Error> {
+    let mut query = sqlx::query(sql).persistent(false).bind(now);
+    for (user, total) in users {
+        query = query.bind(*user).bind(*total);
+    }
+    query
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get::<String, _>(0)?, row.try_get::<i64, _>(1)?)))
+        .collect()
 }

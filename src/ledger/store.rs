@@ -207,12 +207,13 @@ pub async fn apply(
     let kind = delta.kind.expect("an entry has a kind");
     let now = now_ms();
     let (guard_sql, required) = match guard {
-        Guard::None => ("", 0),
-        Guard::Covered(required) => ("AND status = 'active' AND remaining >= $9", required),
+        Guard::None => (String::new(), 0),
+        Guard::Covered(required) => ("AND status = 'active' AND remaining >= $9".to_string(), required),
         Guard::CoveredLive(required) => (
-            "AND status = 'active' AND remaining >= $9 AND NOT EXISTS (SELECT 1 FROM grants g \
-             WHERE g.user_id = $8 AND ((g.status = 'scheduled' AND g.effective_at <= $7) \
-             OR (g.status = 'active' AND g.expires_at IS NOT NULL AND g.expires_at <= $7)))",
+            format!(
+                "AND status = 'active' AND remaining >= $9 AND NOT {}",
+                crate::grants::due_exists("$8", "$7")
+            ),
             required,
         ),
     };

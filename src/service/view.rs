@@ -35,9 +35,7 @@ const SNAPSHOT_SQL: &str = "\
 SELECT CAST(0 AS BIGINT) AS part, CAST(0 AS BIGINT) AS seq, user_id AS t1, email AS t2, name AS t3, status AS t4, \
   remaining AS n1, held AS n2, used AS n3, initial AS n4, bonus AS n5, adjustments AS n6, total AS n7, \
   created_at AS n8, updated_at AS n9, \
-  CAST(CASE WHEN EXISTS (SELECT 1 FROM grants g WHERE g.user_id = $1 \
-    AND ((g.status = 'scheduled' AND g.effective_at <= $2) \
-      OR (g.status = 'active' AND g.expires_at IS NOT NULL AND g.expires_at <= $2))) THEN 1 ELSE 0 END AS BIGINT) AS n10 \
+  CAST(CASE WHEN {due} THEN 1 ELSE 0 END AS BIGINT) AS n10 \
 FROM accounts WHERE user_id = $1 \
 UNION ALL \
 SELECT CAST(1 AS BIGINT), CAST(ROW_NUMBER() OVER (ORDER BY id DESC) AS BIGINT), kind, reason, reference, NULL, \
@@ -63,7 +61,9 @@ pub(crate) async fn snapshot(
     user_id: &str,
     now: i64,
 ) -> Result<Option<Snapshot>, sqlx::Error> {
-    let rows = sqlx::query(SNAPSHOT_SQL)
+    static SQL: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| SNAPSHOT_SQL.replace("{due}", &crate::grants::due_exists("$1", "$2")));
+    let rows = sqlx::query(SQL.as_str())
         .bind(user_id)
         .bind(now)
         .bind(RECENT_ENTRIES)

@@ -47,6 +47,19 @@ pub fn build_service(config: &Config, db: Db) -> Result<CreditsService, config::
     Ok(CreditsService::new(db, options))
 }
 
+/// The app's page routes, generated once per process.
+///
+/// Generating them runs the app with resource loading suppressed through a
+/// process-wide flag (leptos_server's `SuppressResourceLoad`): a page whose
+/// resource first polled while another router was being built would wait
+/// forever (leptos-rs/leptos#4773). Building it once, before any router
+/// serves, keeps that window closed for every later router in the process
+/// (the test suite builds many).
+fn page_routes() -> Vec<leptos_axum::AxumRouteListing> {
+    static ROUTES: std::sync::OnceLock<Vec<leptos_axum::AxumRouteListing>> = std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
+
 /// The whole HTTP surface: server functions, pages, static files and plain routes.
 pub fn router(config: &Config, service: CreditsService) -> Router {
     let options = LeptosOptions::builder()
@@ -55,7 +68,7 @@ pub fn router(config: &Config, service: CreditsService) -> Router {
         .site_pkg_dir("pkg")
         .site_addr(config.addr)
         .build();
-    let routes = generate_route_list(App);
+    let routes = page_routes();
     let context = {
         let service = service.clone();
         move || provide_context(service.clone())

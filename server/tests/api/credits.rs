@@ -310,6 +310,31 @@ async fn plain_routes_answer_in_the_contract_format(backend: Backend) {
 }
 both!(plain_routes_answer_in_the_contract_format);
 
+/// Pages render while other routers of the same process start (as in this
+/// suite, or a process serving several listeners): building a router must
+/// not leave a page's data loading suspended forever.
+async fn pages_render_while_other_routers_start(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let database_url = app.service.db().url().to_string();
+    let starting = (0..6).map(|_| TestApp::spawn_on(&database_url, &[]));
+    let pages = (0..24).map(|_| async {
+        let request = app.client.get(app.url("/")).bearer_auth(token(ADMIN)).send();
+        let page = tokio::time::timeout(std::time::Duration::from_secs(30), request)
+            .await
+            .expect("the page answers within 30 s")
+            .unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        let html = tokio::time::timeout(std::time::Duration::from_secs(30), page.text())
+            .await
+            .expect("the page finishes within 30 s")
+            .unwrap();
+        assert!(html.contains("data-testid=\"credits-remaining\""), "the page shows the balance");
+    });
+    let (started, _) = tokio::join!(join_all(starting), join_all(pages));
+    assert_eq!(started.len(), 6);
+}
+both!(pages_render_while_other_routers_start);
+
 async fn two_server_processes_on_one_database_never_overspend(backend: Backend) {
     let first = TestApp::spawn(backend).await;
     let second = TestApp::spawn_on(first.service.db().url(), &[]).await;

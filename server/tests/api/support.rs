@@ -229,7 +229,12 @@ impl TestApp {
         let outbox = config.outbox_endpoint().expect("outbox endpoint");
         let interval = std::time::Duration::from_millis(config.sweep_interval_ms);
         credits_server::spawn_background(service.clone(), interval, outbox);
-        let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+        // A request that hangs fails its test instead of stalling the whole suite.
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .timeout(std::time::Duration::from_secs(120))
+            .build()
+            .unwrap();
         Self { base, client, service }
     }
 

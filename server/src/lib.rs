@@ -106,7 +106,7 @@ pub fn router(config: &Config, service: CreditsService) -> Router {
         .layer(
             tower_http::compression::CompressionLayer::new()
                 .no_br()
-                .quality(tower_http::CompressionLevel::Precise(4)),
+                .quality(tower_http::CompressionLevel::Fastest),
         )
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }

@@ -3,12 +3,6 @@
 use clap::Parser;
 use std::process::ExitCode;
 
-/// mimalloc instead of glibc's malloc: server-side rendering allocates and
-/// frees many small strings per page, and glibc's free lists (consolidation,
-/// arena locks) were ~16 % of a page's CPU time in the profile (BENCHMARKS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()

@@ -45,6 +45,8 @@ struct Inner {
     stats_time_zone: chrono_tz::Tz,
     /// Spends, holds and captures share commits (`group_commit`).
     commits: crate::group_commit::GroupCommit,
+    /// The answers of committed changes, many users per read (`view::ViewReader`).
+    views: view::ViewReader,
 }
 
 /// Everything the service is configured with, besides the database.
@@ -133,7 +135,9 @@ impl CreditsService {
         let sqlite = db.backend == crate::db::Backend::Sqlite;
         let commits =
             crate::group_commit::GroupCommit::new(db.pool.clone(), sqlite, if sqlite { 1 } else { 4 }, 256);
+        let views = view::ViewReader::new(db.pool.clone(), 2);
         let inner = Inner {
+            views,
             db,
             settings,
             verifier,
@@ -230,7 +234,8 @@ impl CreditsService {
                         "only admins and API keys may read other users".into(),
                     ));
                 }
-                self.view_of(&mut *self.inner.db.pool.acquire().await?, target).await
+                let snapshot = self.inner.views.read(target).await?.ok_or(LedgerError::NoAccount)?;
+                Ok(view::view(&snapshot, self.inner.settings.cost_per_video))
             }
             None => {
                 if caller.api_key.is_some() {
@@ -246,20 +251,16 @@ impl CreditsService {
     /// current first (created with its initial grant, profile updated, due
     /// grants started or ended) and read again.
     async fn own_view(&self, caller: &Principal) -> Result<CreditsView, ServiceError> {
-        let pool = &self.inner.db.pool;
-        let now = crate::db::now_ms();
-        let snapshot = view::snapshot(&mut *pool.acquire().await?, &caller.user_id, now).await?;
-        let snapshot = match snapshot {
+        let views = &self.inner.views;
+        let snapshot = match views.read(&caller.user_id).await? {
             Some(snapshot) if !snapshot.grants_due && !profile_stale(&snapshot.account, caller) => snapshot,
             _ => {
                 self.ensure_account(caller).await?;
                 self.catch_up_grants(&caller.user_id).await?;
-                view::snapshot(&mut *pool.acquire().await?, &caller.user_id, crate::db::now_ms())
-                    .await?
-                    .ok_or(LedgerError::NoAccount)?
+                views.read(&caller.user_id).await?.ok_or(LedgerError::NoAccount)?
             }
         };
-        Ok(view::view(snapshot, self.inner.settings.cost_per_video))
+        Ok(view::view(&snapshot, self.inner.settings.cost_per_video))
     }
 
     /// `POST /api/credits`: one add, deduct or set, in one transaction with its idempotency key.
@@ -309,8 +310,11 @@ impl CreditsService {
             Changed::Answered(answer) => answer,
             Changed::Committed(target) => {
                 // The figures and lists as they are now that the change committed.
-                let mut conn = self.inner.db.pool.acquire().await?;
-                Replayable { value: self.view_of(&mut conn, &target).await?, replayed: false }
+                let snapshot = self.inner.views.read(&target).await?.ok_or(LedgerError::NoAccount)?;
+                Replayable {
+                    value: view::view(&snapshot, self.inner.settings.cost_per_video),
+                    replayed: false,
+                }
             }
         };
         Ok(answer)
@@ -361,7 +365,7 @@ impl CreditsService {
             };
             crate::audit::record(conn, &entry).await?;
         }
-        let view = view::view(snapshot, self.inner.settings.cost_per_video);
+        let view = view::view(&snapshot, self.inner.settings.cost_per_video);
         store_response(conn, &job.scope, job.key.as_ref(), &view).await?;
         Ok(Changed::Answered(Replayable { value: view, replayed: false }))
     }
@@ -537,13 +541,6 @@ impl CreditsService {
         let credited = crate::payments::credit_pending(&mut tx, user_id, email, cap).await?;
         tx.commit().await?;
         Ok(credited)
-    }
-
-    /// An existing user's view as it is now.
-    async fn view_of(&self, conn: &mut AnyConnection, user_id: &str) -> Result<CreditsView, ServiceError> {
-        let snapshot =
-            view::snapshot(conn, user_id, crate::db::now_ms()).await?.ok_or(LedgerError::NoAccount)?;
-        Ok(view::view(snapshot, self.inner.settings.cost_per_video))
     }
 
     /// Starts and ends a user's due grants before their figures are shown, so

@@ -5,13 +5,18 @@
 //! every page load and every spend: SQLite hands each statement to its worker
 //! thread and PostgreSQL to another process.
 
+use super::ServiceError;
 use crate::db::rfc3339;
 use crate::dto::CreditsView;
 use crate::grants::GrantRow;
 use crate::ledger::store::{Account, Entry};
 use crate::ledger::Figures;
 use crate::outbox::Notice;
+use sqlx::AnyPool;
 use sqlx::{AnyConnection, Row};
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+use tokio::sync::{mpsc, oneshot, Mutex};
 
 /// How many entries `recent` shows.
 pub(crate) const RECENT_ENTRIES: i64 = 10;
@@ -29,31 +34,56 @@ pub(crate) struct Snapshot {
     pub notices: Vec<Notice>,
 }
 
-// Columns: part, seq, t1..t4 (text), n1..n10 (integers). Every integer is cast
-// to BIGINT so PostgreSQL gives each column one type across the parts.
-const SNAPSHOT_SQL: &str = "\
-SELECT CAST(0 AS BIGINT) AS part, CAST(0 AS BIGINT) AS seq, user_id AS t1, email AS t2, name AS t3, status AS t4, \
-  remaining AS n1, held AS n2, used AS n3, initial AS n4, bonus AS n5, adjustments AS n6, total AS n7, \
-  created_at AS n8, updated_at AS n9, \
+// Columns: part, seq, uid, t1..t4 (text), n1..n10 (integers). Every integer
+// is cast to BIGINT so PostgreSQL gives each column one type across the parts.
+// `u` is the set of users asked for ({users}: a JSON array in `$1`); each
+// part's rows are numbered per user, and `recent` keeps an account's newest
+// entries by starting its index range at its `$3`-th newest id.
+const SNAPSHOTS_SQL: &str = "\
+WITH u AS ({users}) \
+SELECT CAST(0 AS BIGINT) AS part, CAST(0 AS BIGINT) AS seq, a.user_id AS uid, a.user_id AS t1, a.email AS t2, \
+  a.name AS t3, a.status AS t4, a.remaining AS n1, a.held AS n2, a.used AS n3, a.initial AS n4, a.bonus AS n5, \
+  a.adjustments AS n6, a.total AS n7, a.created_at AS n8, a.updated_at AS n9, \
   CAST(CASE WHEN {due} THEN 1 ELSE 0 END AS BIGINT) AS n10 \
-FROM accounts WHERE user_id = $1 \
+FROM accounts a WHERE a.user_id IN (SELECT user_id FROM u) \
 UNION ALL \
-SELECT CAST(1 AS BIGINT), CAST(ROW_NUMBER() OVER (ORDER BY id DESC) AS BIGINT), kind, reason, reference, NULL, \
-  id, amount, balance_after, created_at, NULL, NULL, NULL, NULL, NULL, NULL \
-FROM (SELECT id, kind, amount, balance_after, reason, reference, created_at FROM ledger_entries \
-  WHERE user_id = $1 ORDER BY id DESC LIMIT $3) recent \
+SELECT CAST(1 AS BIGINT), CAST(ROW_NUMBER() OVER (PARTITION BY e.user_id ORDER BY e.id DESC) AS BIGINT), \
+  e.user_id, e.kind, e.reason, e.reference, NULL, \
+  e.id, e.amount, e.balance_after, e.created_at, NULL, NULL, NULL, NULL, NULL, NULL \
+FROM u JOIN ledger_entries e ON e.user_id = u.user_id AND e.id >= COALESCE((SELECT l.id FROM ledger_entries l \
+  WHERE l.user_id = u.user_id ORDER BY l.id DESC LIMIT 1 OFFSET $3), 0) \
 UNION ALL \
-SELECT CAST(2 AS BIGINT), CAST(ROW_NUMBER() OVER (ORDER BY priority, CASE WHEN expires_at IS NULL THEN 1 ELSE 0 END, \
-  expires_at, created_at, id) AS BIGINT), kind, category, status, NULL, \
-  id, amount, remaining, held, priority, effective_at, expires_at, NULL, NULL, NULL \
-FROM grants WHERE user_id = $1 AND status IN ('active', 'scheduled') AND (remaining > 0 OR held > 0) \
+SELECT CAST(2 AS BIGINT), CAST(ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY priority, \
+  CASE WHEN expires_at IS NULL THEN 1 ELSE 0 END, expires_at, created_at, id) AS BIGINT), user_id, kind, category, \
+  status, NULL, id, amount, remaining, held, priority, effective_at, expires_at, NULL, NULL, NULL \
+FROM grants WHERE user_id IN (SELECT user_id FROM u) AND status IN ('active', 'scheduled') \
+  AND (remaining > 0 OR held > 0) \
 UNION ALL \
-SELECT CAST(3 AS BIGINT), CAST(ROW_NUMBER() OVER (ORDER BY created_at DESC, id) AS BIGINT), id, event_type, payload, NULL, \
-  created_at, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL \
-FROM (SELECT id, event_type, payload, created_at FROM outbox WHERE user_id = $1 \
-  AND event_type IN ('credits.low', 'credits.depleted', 'credits.expiring') \
-  ORDER BY created_at DESC, id LIMIT $4) notices \
-ORDER BY part, seq";
+SELECT CAST(3 AS BIGINT), n.seq, n.user_id, n.id, n.event_type, n.payload, NULL, \
+  n.created_at, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL \
+FROM (SELECT user_id, id, event_type, payload, created_at, \
+  CAST(ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY created_at DESC, id) AS BIGINT) AS seq \
+  FROM outbox WHERE user_id IN (SELECT user_id FROM u) \
+  AND event_type IN ('credits.low', 'credits.depleted', 'credits.expiring')) n WHERE n.seq <= $4 \
+ORDER BY uid, part, seq";
+
+/// The statement for each engine: only the way `$1` becomes a table differs.
+fn snapshots_sql(postgres: bool) -> &'static str {
+    static SQLITE: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| fill("SELECT value AS user_id FROM json_each($1)"));
+    static POSTGRES: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| fill("SELECT json_array_elements_text(CAST($1 AS json)) AS user_id"));
+    fn fill(users: &str) -> String {
+        SNAPSHOTS_SQL
+            .replace("{users}", users)
+            .replace("{due}", &crate::grants::due_exists("a.user_id", "$2"))
+    }
+    if postgres {
+        POSTGRES.as_str()
+    } else {
+        SQLITE.as_str()
+    }
+}
 
 /// Reads the user's view; `None` when the account does not exist.
 pub(crate) async fn snapshot(
@@ -61,25 +91,38 @@ pub(crate) async fn snapshot(
     user_id: &str,
     now: i64,
 ) -> Result<Option<Snapshot>, sqlx::Error> {
-    static SQL: std::sync::LazyLock<String> =
-        std::sync::LazyLock::new(|| SNAPSHOT_SQL.replace("{due}", &crate::grants::due_exists("$1", "$2")));
-    let rows = sqlx::query(SQL.as_str())
-        .bind(user_id)
+    Ok(snapshots(conn, &[user_id], now).await?.remove(user_id))
+}
+
+/// Reads the views of several users in one statement; users without an
+/// account are missing from the map.
+pub(crate) async fn snapshots(
+    conn: &mut AnyConnection,
+    users: &[&str],
+    now: i64,
+) -> Result<HashMap<String, Snapshot>, sqlx::Error> {
+    let postgres = conn.backend_name().eq_ignore_ascii_case("postgresql");
+    let list = serde_json::to_string(users).map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
+    let rows = sqlx::query(snapshots_sql(postgres))
+        .bind(list)
         .bind(now)
-        .bind(RECENT_ENTRIES)
+        .bind(RECENT_ENTRIES - 1)
         .bind(NOTICES)
         .fetch_all(&mut *conn)
         .await?;
-    let mut account = None;
-    let mut snapshot_parts = (false, Vec::new(), Vec::new(), Vec::new());
+    let mut found: HashMap<String, Snapshot> = HashMap::with_capacity(users.len());
+    // Each user's entries, grants and notices, until they join their account.
+    type Parts = (Vec<Entry>, Vec<GrantRow>, Vec<Notice>);
+    let mut parts: HashMap<String, Parts> = HashMap::new();
     for row in &rows {
-        // Columns by position: part 0, seq 1, t1..t4 at 2..=5, n1..n10 at 6..=15.
-        let n = |i: usize| row.try_get::<i64, _>(5 + i);
-        let t = |i: usize| row.try_get::<Option<String>, _>(1 + i);
+        // Columns by position: part 0, seq 1, uid 2, t1..t4 at 3..=6, n1..n10 at 7..=16.
+        let n = |i: usize| row.try_get::<i64, _>(6 + i);
+        let t = |i: usize| row.try_get::<Option<String>, _>(2 + i);
         let text = |i: usize| -> Result<String, sqlx::Error> { Ok(t(i)?.unwrap_or_default()) };
+        let uid: String = row.try_get(2)?;
         match row.try_get::<i64, _>("part")? {
             0 => {
-                account = Some(Account {
+                let account = Account {
                     user_id: text(1)?,
                     email: t(2)?,
                     name: t(3)?,
@@ -95,10 +138,17 @@ pub(crate) async fn snapshot(
                     },
                     created_at_ms: n(8)?,
                     updated_at_ms: n(9)?,
-                });
-                snapshot_parts.0 = n(10)? != 0;
+                };
+                let snapshot = Snapshot {
+                    account,
+                    grants_due: n(10)? != 0,
+                    recent: Vec::new(),
+                    grants: Vec::new(),
+                    notices: Vec::new(),
+                };
+                found.insert(uid, snapshot);
             }
-            1 => snapshot_parts.1.push(Entry {
+            1 => parts.entry(uid).or_default().0.push(Entry {
                 id: n(1)?,
                 kind: text(1)?,
                 amount: n(2)?,
@@ -107,9 +157,9 @@ pub(crate) async fn snapshot(
                 reference: t(3)?,
                 created_at_ms: n(4)?,
             }),
-            2 => snapshot_parts.2.push(GrantRow {
+            2 => parts.entry(uid.clone()).or_default().1.push(GrantRow {
                 id: n(1)?,
-                user_id: user_id.to_string(),
+                user_id: uid,
                 kind: text(1)?,
                 category: text(2)?,
                 amount: n(2)?,
@@ -118,11 +168,11 @@ pub(crate) async fn snapshot(
                 priority: n(5)?,
                 status: text(3)?,
                 effective_at_ms: n(6)?,
-                expires_at_ms: row.try_get::<Option<i64>, _>(5 + 7)?,
+                expires_at_ms: row.try_get::<Option<i64>, _>(6 + 7)?,
             }),
             _ => {
                 let payload: serde_json::Value = serde_json::from_str(&text(3)?).unwrap_or_default();
-                snapshot_parts.3.push(Notice {
+                parts.entry(uid).or_default().2.push(Notice {
                     id: text(1)?,
                     event_type: text(2)?,
                     data: payload["data"].clone(),
@@ -131,12 +181,16 @@ pub(crate) async fn snapshot(
             }
         }
     }
-    let (grants_due, recent, grants, notices) = snapshot_parts;
-    Ok(account.map(|account| Snapshot { account, grants_due, recent, grants, notices }))
+    for (uid, (recent, grants, notices)) in parts {
+        if let Some(snapshot) = found.get_mut(&uid) {
+            (snapshot.recent, snapshot.grants, snapshot.notices) = (recent, grants, notices);
+        }
+    }
+    Ok(found)
 }
 
 /// The contract's view of a snapshot.
-pub(crate) fn view(snapshot: Snapshot, cost_per_video: i64) -> CreditsView {
+pub(crate) fn view(snapshot: &Snapshot, cost_per_video: i64) -> CreditsView {
     let Snapshot { account, recent, grants, notices, .. } = snapshot;
     let next_expiry = grants
         .iter()
@@ -156,7 +210,7 @@ pub(crate) fn view(snapshot: Snapshot, cost_per_video: i64) -> CreditsView {
         held: account.figures.held,
         cost_per_video,
         can_generate_video: account.status == "active" && account.figures.remaining >= cost_per_video,
-        recent: recent.into_iter().map(super::entry_view).collect(),
+        recent: recent.iter().cloned().map(super::entry_view).collect(),
         updated_at: rfc3339(account.updated_at_ms),
         grants: grants
             .iter()
@@ -174,14 +228,106 @@ pub(crate) fn view(snapshot: Snapshot, cost_per_video: i64) -> CreditsView {
             .collect(),
         next_expiry,
         notices: notices
-            .into_iter()
+            .iter()
             .map(|notice| crate::dto::NoticeView {
-                id: notice.id,
-                event_type: notice.event_type,
-                data: notice.data,
-                created_at: notice.created_at,
+                id: notice.id.clone(),
+                event_type: notice.event_type.clone(),
+                data: notice.data.clone(),
+                created_at: notice.created_at.clone(),
             })
             .collect(),
-        user_id: account.user_id,
+        user_id: account.user_id.clone(),
+    }
+}
+
+type Waiter = (String, oneshot::Sender<Result<Option<Arc<Snapshot>>, String>>);
+
+/// The answers of committed changes, read for many users in one statement.
+/// Like group commit, without a timer: a read takes whatever asked while the
+/// previous read ran, so a lone request waits for nobody, and under load one
+/// statement answers a whole batch (64 spends on one hot account: one read).
+/// Each read starts after its askers queued, so after their commits: every
+/// answer shows its own change.
+#[derive(Clone)]
+pub(crate) struct ViewReader {
+    inner: Arc<ReaderInner>,
+}
+
+struct ReaderInner {
+    pool: AnyPool,
+    workers: usize,
+    queue: OnceLock<mpsc::Sender<Waiter>>,
+}
+
+/// At most this many askers share one read.
+const MAX_READ_BATCH: usize = 256;
+
+impl ViewReader {
+    pub(crate) fn new(pool: AnyPool, workers: usize) -> Self {
+        let inner = ReaderInner { pool, workers: workers.max(1), queue: OnceLock::new() };
+        Self { inner: Arc::new(inner) }
+    }
+
+    /// The user's snapshot as it is now; `None` when the account does not exist.
+    pub(crate) async fn read(&self, user_id: &str) -> Result<Option<Arc<Snapshot>>, ServiceError> {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || ServiceError::Internal("the view reader stopped".into());
+        self.queue().send((user_id.to_string(), reply)).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?.map_err(ServiceError::Internal)
+    }
+
+    fn queue(&self) -> &mpsc::Sender<Waiter> {
+        self.inner.queue.get_or_init(|| {
+            let (sender, receiver) = mpsc::channel::<Waiter>(16_384);
+            let receiver = Arc::new(Mutex::new(receiver));
+            for _ in 0..self.inner.workers {
+                let (inner, receiver) = (self.inner.clone(), receiver.clone());
+                tokio::spawn(async move {
+                    while let Some(batch) = next_batch(&receiver).await {
+                        answer_batch(&inner, batch).await;
+                    }
+                });
+            }
+            sender
+        })
+    }
+}
+
+/// Waits for one asker, then takes whoever else is already waiting.
+async fn next_batch(receiver: &Mutex<mpsc::Receiver<Waiter>>) -> Option<Vec<Waiter>> {
+    let mut receiver = receiver.lock().await;
+    let mut batch = vec![receiver.recv().await?];
+    while batch.len() < MAX_READ_BATCH {
+        match receiver.try_recv() {
+            Ok(waiter) => batch.push(waiter),
+            Err(_) => break,
+        }
+    }
+    Some(batch)
+}
+
+async fn answer_batch(inner: &ReaderInner, batch: Vec<Waiter>) {
+    let mut users: Vec<&str> = batch.iter().map(|(user, _)| user.as_str()).collect();
+    users.sort_unstable();
+    users.dedup();
+    metrics::histogram!("view_read_batch_size").record(users.len() as f64);
+    let read = async {
+        let mut conn = inner.pool.acquire().await?;
+        snapshots(&mut conn, &users, crate::db::now_ms()).await
+    };
+    match read.await {
+        Ok(found) => {
+            let found: HashMap<String, Arc<Snapshot>> =
+                found.into_iter().map(|(user, snapshot)| (user, Arc::new(snapshot))).collect();
+            for (user, reply) in batch {
+                let _ = reply.send(Ok(found.get(&user).cloned()));
+            }
+        }
+        Err(error) => {
+            let message = error.to_string();
+            for (_, reply) in batch {
+                let _ = reply.send(Err(message.clone()));
+            }
+        }
     }
 }

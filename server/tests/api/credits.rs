@@ -147,6 +147,81 @@ async fn batched_spends_end_as_if_one_at_a_time(backend: Backend) {
 }
 both!(batched_spends_end_as_if_one_at_a_time);
 
+/// Reads that arrive together are answered by one statement for all their
+/// users (`service::view::ViewReader`). Each answer must still be exactly its
+/// own user's view: their own ten newest entries, grants and five newest
+/// notices, whatever the others hold.
+async fn views_read_together_are_each_users_own(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let one = json!({"action": "deduct", "amount": 1, "reason": "small"});
+    let mut users = Vec::new();
+    // Fewer and more entries than the view shows (3 to 13 spends each).
+    for i in 0..6 {
+        let user = unique(&format!("together{i}"));
+        app.set_balance(&user, 1_000 + i).await;
+        for _ in 0..(2 * i + 3) {
+            assert_eq!(app.change(&user, one.clone()).await.0, StatusCode::OK);
+        }
+        users.push(user);
+    }
+    // One user with seven `credits.low` notices (the view shows five) and two grants.
+    let noisy = unique("togethernoisy");
+    app.set_balance(&noisy, 100).await;
+    for _ in 0..7 {
+        app.set_balance(&noisy, 100).await;
+        assert_eq!(app.change(&noisy, json!({"action": "deduct", "amount": 95})).await.0, StatusCode::OK);
+    }
+    let (status, body) =
+        app.change(ADMIN, json!({"action": "add", "amount": 5, "priority": 1, "userId": noisy})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    users.push(noisy.clone());
+
+    let mut alone = Vec::new();
+    for user in &users {
+        alone.push(app.credits(user).await);
+    }
+    let noisy_view = alone.last().unwrap();
+    assert_eq!(noisy_view["notices"].as_array().unwrap().len(), 5, "{noisy_view}");
+    assert_eq!(noisy_view["grants"].as_array().unwrap().len(), 2, "{noisy_view}");
+    for (view, i) in alone.iter().zip(0..6) {
+        assert_eq!(view["recent"].as_array().unwrap().len(), (2 * i + 3 + 2).min(10), "{view}");
+        assert!(view["notices"].as_array().unwrap().is_empty(), "{view}");
+    }
+
+    // Eight reads per user, all at once: each equals what the user saw alone.
+    let owners: Vec<usize> = (0..users.len()).flat_map(|i| std::iter::repeat_n(i, 8)).collect();
+    let tokens: Vec<String> = owners.iter().map(|i| token(&users[*i])).collect();
+    let reads = tokens.iter().map(|bearer| app.get("/api/credits", Some(bearer)));
+    for (owner, response) in owners.iter().zip(join_all(reads).await) {
+        assert_eq!(response.status(), StatusCode::OK);
+        let view: Value = response.json().await.unwrap();
+        assert_eq!(view, alone[*owner], "{}", users[*owner]);
+    }
+
+    // Eight spends per user, all at once: each answer is its own user's, shows
+    // a spend as its newest entry and at least its own debit.
+    let spends = tokens.iter().map(|bearer| app.post_json("/api/credits", Some(bearer), &one, None));
+    for (owner, response) in owners.iter().zip(join_all(spends).await) {
+        assert_eq!(response.status(), StatusCode::OK);
+        let view: Value = response.json().await.unwrap();
+        let before = &alone[*owner];
+        assert_eq!(view["userId"], before["userId"]);
+        assert_eq!(view["recent"][0]["kind"], "spend", "{view}");
+        assert!(view["recent"].as_array().unwrap().len() <= 10);
+        let used = view["credits"]["used"].as_i64().unwrap() - before["credits"]["used"].as_i64().unwrap();
+        assert!((1..=8).contains(&used), "{used}: {view}");
+    }
+    for (user, before) in users.iter().zip(&alone) {
+        let after = app.credits(user).await;
+        assert_eq!(
+            after["credits"]["used"].as_i64().unwrap(),
+            before["credits"]["used"].as_i64().unwrap() + 8
+        );
+    }
+    app.assert_consistent().await;
+}
+both!(views_read_together_are_each_users_own);
+
 async fn a_deduct_beyond_the_balance_is_402_and_changes_nothing(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let user = unique("short");

@@ -49,11 +49,18 @@ pub async fn run(common: &Common, rounds: usize, secs: u64, users: usize, conns:
     let mut hot_spent = 0u64;
     for round in 1..=rounds {
         eprintln!("[{}] round {round}/{rounds}", common.name());
+        // Each phase announces itself on stderr, so a profiler can be started on cue.
+        let phase = |name: &str| eprintln!("  phase {name}");
+        phase("ceiling-spread");
         let spread_db = ceiling_rate(common, &ceiling_db, &work, users as i64, conns, duration);
+        phase("http-spread");
         let spread_http = deduct(&client, &server, tokens.clone(), conns, duration).await;
+        phase("ceiling-hot");
         let hot_db = ceiling_rate(common, &ceiling_db, &work, 1, conns, duration);
+        phase("http-hot");
         let hot_http = deduct(&client, &server, Arc::new(vec![hot_token.clone()]), conns, duration).await;
         hot_spent += hot_http.ok;
+        phase("hold-capture");
         let holds = hold_capture(&client, &server, &api_key, &user_ids, conns, duration).await;
         for (name, result) in [("deduct", &spread_http), ("deduct-hot", &hot_http), ("hold+capture", &holds)]
         {

@@ -10,12 +10,15 @@
 //! the batch cannot cover in one go is left untouched here, and its spends run
 //! one by one afterwards, each with its own check.
 //!
-//! Each statement's text depends on the batch's size, so none is kept in the
-//! connection's statement cache (`persistent(false)`): hundreds of cached
-//! shapes would cost memory for no reuse.
+//! Each statement has one fixed text whatever the batch's size: the batch
+//! goes in as one JSON array parameter that the statement reads as a table
+//! (`json_each` on SQLite, `json_to_recordset` on PostgreSQL). So every
+//! statement is parsed and planned once per connection and then stays
+//! prepared, instead of once per batch.
 
 use super::rules::{Delta, EntryKind};
 use crate::grants::GrantEffect;
+use serde_json::json;
 use sqlx::{AnyConnection, Row};
 use std::collections::BTreeMap;
 
@@ -42,28 +45,20 @@ pub async fn apply_spends(
         *totals.entry(spend.user_id).or_default() += spend.amount;
     }
     let users: Vec<(&str, i64)> = totals.into_iter().collect();
+    let totals = totals_json(&users);
     if postgres {
-        let list = (1..=users.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
-        let sql =
-            format!("SELECT user_id FROM accounts WHERE user_id IN ({list}) ORDER BY user_id FOR UPDATE");
-        let mut query = sqlx::query(&sql).persistent(false);
-        for (user, _) in &users {
-            query = query.bind(*user);
-        }
-        query.fetch_all(&mut *conn).await?;
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!(
+                "SELECT user_id FROM accounts WHERE user_id IN (SELECT t.user_id FROM ({}) AS t) \
+                 ORDER BY user_id FOR UPDATE",
+                table(true, "$1", &[("user_id", "text"), ("total", "bigint")])
+            )
+        });
+        sqlx::query(SQL.as_str()).bind(&totals).fetch_all(&mut *conn).await?;
     }
 
     // 1. Every account covered in full, debited by its total at once.
-    let sql = format!(
-        "UPDATE accounts SET remaining = remaining - d.total, used = used + d.total, updated_at = $1 \
-         FROM ({totals}) AS d \
-         WHERE accounts.user_id = d.user_id AND accounts.status = 'active' AND accounts.remaining >= d.total \
-         AND NOT {due} \
-         RETURNING accounts.user_id, accounts.remaining",
-        totals = totals_table(2, users.len()),
-        due = crate::grants::due_exists("accounts.user_id", "$1"),
-    );
-    let debited = per_user(conn, &sql, now, &users).await?;
+    let debited = per_user(conn, debit_sql(postgres), now, &totals).await?;
     let mut applied = vec![false; spends.len()];
     if debited.is_empty() {
         return Ok(applied);
@@ -82,25 +77,16 @@ pub async fn apply_spends(
         }
     }
     let mine: Vec<usize> = (0..spends.len()).filter(|index| applied[*index]).collect();
-    let rows = entry_rows(mine.len());
-    let sql = format!(
-        "INSERT INTO ledger_entries (user_id, kind, amount, held_delta, used_delta, initial_delta, \
-         bonus_delta, adjust_delta, balance_after, reason, reference, actor, created_at) VALUES {} \
-         RETURNING id, user_id, balance_after",
-        rows.join(", ")
-    );
-    let mut query = sqlx::query(&sql).persistent(false).bind(now);
-    for &index in &mine {
-        let spend = &spends[index];
-        let delta = Delta::spend(spend.amount);
-        query = query
-            .bind(spend.user_id)
-            .bind(delta.remaining)
-            .bind(delta.used)
-            .bind(balance_after[index])
-            .bind(spend.reason)
-            .bind(spend.actor);
-    }
+    let rows: Vec<serde_json::Value> = mine
+        .iter()
+        .map(|&index| {
+            let spend = &spends[index];
+            let delta = Delta::spend(spend.amount);
+            json!({"user_id": spend.user_id, "amount": delta.remaining, "used": delta.used,
+                   "balance_after": balance_after[index], "reason": spend.reason, "actor": spend.actor})
+        })
+        .collect();
+    let query = sqlx::query(entries_sql(postgres)).bind(now).bind(serde_json::Value::from(rows).to_string());
     // An account's entries in one batch have distinct balances (every spend
     // is positive), so (user, balance_after) names each entry.
     let ids: BTreeMap<(String, i64), i64> = query
@@ -118,17 +104,7 @@ pub async fn apply_spends(
     //    UPDATE draws from all of them; other accounts draw spend by spend.
     let covered_users: Vec<(&str, i64)> =
         users.iter().copied().filter(|(user, _)| debited.contains_key(*user)).collect();
-    let sql = format!(
-        "UPDATE grants SET remaining = remaining - d.total, used = used + d.total \
-         FROM ({totals}) AS d \
-         WHERE grants.id = (SELECT g.id FROM grants g WHERE g.user_id = d.user_id AND g.status = 'active' \
-           AND g.remaining > 0 AND (g.expires_at IS NULL OR g.expires_at > $1) ORDER BY {order} LIMIT 1) \
-         AND grants.remaining >= d.total \
-         RETURNING grants.user_id, grants.id",
-        totals = totals_table(2, covered_users.len()),
-        order = crate::grants::DRAW_ORDER,
-    );
-    let drawn = per_user(conn, &sql, now, &covered_users).await?;
+    let drawn = per_user(conn, draw_sql(postgres), now, &totals_json(&covered_users)).await?;
     let mut draws = Vec::new();
     for &index in &mine {
         let spend = &spends[index];
@@ -151,18 +127,14 @@ pub async fn apply_spends(
         }
     }
     if !draws.is_empty() {
-        let rows: Vec<String> = (0..draws.len())
-            .map(|row| {
-                let p = 1 + row * 3;
-                format!("(CAST(${p} AS BIGINT), CAST(${} AS BIGINT), CAST(${} AS BIGINT))", p + 1, p + 2)
-            })
+        let rows: Vec<serde_json::Value> = draws
+            .iter()
+            .map(|(entry, grant, amount)| json!({"entry_id": entry, "grant_id": grant, "amount": amount}))
             .collect();
-        let sql = format!("INSERT INTO grant_draws (entry_id, grant_id, amount) VALUES {}", rows.join(", "));
-        let mut query = sqlx::query(&sql).persistent(false);
-        for (entry, grant, amount) in &draws {
-            query = query.bind(*entry).bind(*grant).bind(*amount);
-        }
-        query.execute(&mut *conn).await?;
+        sqlx::query(draws_sql(postgres))
+            .bind(serde_json::Value::from(rows).to_string())
+            .execute(&mut *conn)
+            .await?;
     }
 
     // 4. What each entry causes besides: notices, metrics, the trace.
@@ -178,49 +150,144 @@ pub async fn apply_spends(
     Ok(applied)
 }
 
-/// `SELECT column1 AS user_id, column2 AS total FROM (VALUES ($first, $first+1), …)`
-/// — a table both SQLite and PostgreSQL read the same way.
-fn totals_table(first: usize, rows: usize) -> String {
-    let values: Vec<String> = (0..rows)
-        .map(|row| {
-            let p = first + row * 2;
-            format!("(CAST(${p} AS TEXT), CAST(${} AS BIGINT))", p + 1)
-        })
-        .collect();
-    format!("SELECT column1 AS user_id, column2 AS total FROM (VALUES {}) AS v", values.join(", "))
+/// `[{"user_id": …, "total": …}, …]`: the batch's total per account.
+fn totals_json(users: &[(&str, i64)]) -> String {
+    let rows: Vec<serde_json::Value> =
+        users.iter().map(|(user, total)| json!({"user_id": user, "total": total})).collect();
+    serde_json::Value::from(rows).to_string()
 }
 
-/// The VALUES rows of the entry INSERT: `$1` is the time, then six per row.
-fn entry_rows(rows: usize) -> Vec<String> {
-    (0..rows)
-        .map(|row| {
-            let p = 2 + row * 6;
+/// A table of the JSON array of objects in `param`, with these columns in
+/// array order (`ord`): `json_to_recordset` on PostgreSQL, `json_each` on SQLite.
+fn table(postgres: bool, param: &str, columns: &[(&str, &str)]) -> String {
+    if postgres {
+        let typed: Vec<String> = columns.iter().map(|(name, kind)| format!("{name} {kind}")).collect();
+        let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
+        format!(
+            "SELECT * FROM ROWS FROM (json_to_recordset(CAST({param} AS json)) AS ({})) \
+             WITH ORDINALITY AS j({}, ord)",
+            typed.join(", "),
+            names.join(", ")
+        )
+    } else {
+        let picked: Vec<String> =
+            columns.iter().map(|(name, _)| format!("json_extract(value, '$.{name}') AS {name}")).collect();
+        format!("SELECT {}, CAST(key AS INTEGER) AS ord FROM json_each({param})", picked.join(", "))
+    }
+}
+
+/// One statement's text per engine, built once.
+fn cached(
+    postgres: bool,
+    build: fn(bool) -> String,
+    cell: &'static [std::sync::OnceLock<String>; 2],
+) -> &'static str {
+    cell[usize::from(postgres)].get_or_init(|| build(postgres)).as_str()
+}
+
+/// 1. Debits every account by its total where it covers all of it; `$1` the time, `$2` the totals.
+fn debit_sql(postgres: bool) -> &'static str {
+    static CELL: [std::sync::OnceLock<String>; 2] = [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
+    cached(
+        postgres,
+        |postgres| {
             format!(
-                "(CAST(${p} AS TEXT), 'spend', CAST(${} AS BIGINT), 0, CAST(${} AS BIGINT), 0, 0, 0, \
-                 CAST(${} AS BIGINT), CAST(${} AS TEXT), NULL, CAST(${} AS TEXT), $1)",
-                p + 1,
-                p + 2,
-                p + 3,
-                p + 4,
-                p + 5
+                "UPDATE accounts SET remaining = remaining - d.total, used = used + d.total, updated_at = $1 \
+                 FROM ({totals}) AS d \
+                 WHERE accounts.user_id = d.user_id AND accounts.status = 'active' \
+                 AND accounts.remaining >= d.total AND NOT {due} \
+                 RETURNING accounts.user_id, accounts.remaining",
+                totals = table(postgres, "$2", &[("user_id", "text"), ("total", "bigint")]),
+                due = crate::grants::due_exists("accounts.user_id", "$1"),
             )
-        })
-        .collect()
+        },
+        &CELL,
+    )
 }
 
-/// Runs a statement over `totals_table(2, …)` of `users` (`$1` is the time)
-/// that returns `(user_id, value)` rows, as a map.
+/// 2. One entry per spend, in the batch's order; `$1` the time, `$2` the rows.
+fn entries_sql(postgres: bool) -> &'static str {
+    static CELL: [std::sync::OnceLock<String>; 2] = [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
+    cached(
+        postgres,
+        |postgres| {
+            format!(
+                "INSERT INTO ledger_entries (user_id, kind, amount, held_delta, used_delta, initial_delta, \
+                 bonus_delta, adjust_delta, balance_after, reason, reference, actor, created_at) \
+                 SELECT r.user_id, 'spend', r.amount, 0, r.used, 0, 0, 0, r.balance_after, r.reason, NULL, \
+                 r.actor, $1 FROM ({rows}) AS r ORDER BY r.ord \
+                 RETURNING id, user_id, balance_after",
+                rows = table(
+                    postgres,
+                    "$2",
+                    &[
+                        ("user_id", "text"),
+                        ("amount", "bigint"),
+                        ("used", "bigint"),
+                        ("balance_after", "bigint"),
+                        ("reason", "text"),
+                        ("actor", "text"),
+                    ]
+                ),
+            )
+        },
+        &CELL,
+    )
+}
+
+/// 3. Draws each account's total from its first live grant where that grant
+/// covers it; `$1` the time, `$2` the totals.
+fn draw_sql(postgres: bool) -> &'static str {
+    static CELL: [std::sync::OnceLock<String>; 2] = [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
+    cached(
+        postgres,
+        |postgres| {
+            format!(
+                "UPDATE grants SET remaining = remaining - d.total, used = used + d.total \
+                 FROM ({totals}) AS d \
+                 WHERE grants.id = (SELECT g.id FROM grants g WHERE g.user_id = d.user_id AND g.status = 'active' \
+                   AND g.remaining > 0 AND (g.expires_at IS NULL OR g.expires_at > $1) ORDER BY {order} LIMIT 1) \
+                 AND grants.remaining >= d.total \
+                 RETURNING grants.user_id, grants.id",
+                totals = table(postgres, "$2", &[("user_id", "text"), ("total", "bigint")]),
+                order = crate::grants::DRAW_ORDER,
+            )
+        },
+        &CELL,
+    )
+}
+
+/// The grant draws of the spends whose grant covered them; `$1` the rows.
+fn draws_sql(postgres: bool) -> &'static str {
+    static CELL: [std::sync::OnceLock<String>; 2] = [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
+    cached(
+        postgres,
+        |postgres| {
+            format!(
+                "INSERT INTO grant_draws (entry_id, grant_id, amount) \
+                 SELECT r.entry_id, r.grant_id, r.amount FROM ({rows}) AS r",
+                rows = table(
+                    postgres,
+                    "$1",
+                    &[("entry_id", "bigint"), ("grant_id", "bigint"), ("amount", "bigint")]
+                ),
+            )
+        },
+        &CELL,
+    )
+}
+
+/// Runs a statement (`$1` the time, `$2` the totals) that returns
+/// `(user_id, value)` rows, as a map.
 async fn per_user(
     conn: &mut AnyConnection,
     sql: &str,
     now: i64,
-    users: &[(&str, i64)],
+    totals: &str,
 ) -> Result<BTreeMap<String, i64>, sqlx::Error> {
-    let mut query = sqlx::query(sql).persistent(false).bind(now);
-    for (user, total) in users {
-        query = query.bind(*user).bind(*total);
-    }
-    query
+    sqlx::query(sql)
+        .bind(now)
+        .bind(totals)
         .fetch_all(&mut *conn)
         .await?
         .iter()

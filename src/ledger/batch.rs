@@ -185,7 +185,7 @@ fn cached(
     cell[usize::from(postgres)].get_or_init(|| build(postgres)).as_str()
 }
 
-/// 1. Debits every account by its total where it covers all of it; `$1` the time, `$2` the totals.
+/// Step 1: debits every account by its total where it covers all of it; `$1` the time, `$2` the totals.
 fn debit_sql(postgres: bool) -> &'static str {
     static CELL: [std::sync::OnceLock<String>; 2] = [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
     cached(
@@ -205,7 +205,7 @@ fn debit_sql(postgres: bool) -> &'static str {
     )
 }
 
-/// 2. One entry per spend, in the batch's order; `$1` the time, `$2` the rows.
+/// Step 2: one entry per spend, in the batch's order; `$1` the time, `$2` the rows.
 fn entries_sql(postgres: bool) -> &'static str {
     static CELL: [std::sync::OnceLock<String>; 2] = [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
     cached(
@@ -235,7 +235,7 @@ fn entries_sql(postgres: bool) -> &'static str {
     )
 }
 
-/// 3. Draws each account's total from its first live grant where that grant
+/// Step 3: draws each account's total from its first live grant where that grant
 /// covers it; `$1` the time, `$2` the totals.
 fn draw_sql(postgres: bool) -> &'static str {
     static CELL: [std::sync::OnceLock<String>; 2] = [std::sync::OnceLock::new(), std::sync::OnceLock::new()];

@@ -36,7 +36,8 @@ pub(crate) struct Snapshot {
 
 // Columns: part, seq, uid, t1..t4 (text), n1..n10 (integers). Every integer
 // is cast to BIGINT so PostgreSQL gives each column one type across the parts.
-// `u` is the set of users asked for ({users}: a JSON array in `$1`); each
+// `u` is the set of users asked for ({users}: a JSON array in `$1`;
+// {in_users} tests membership in it); each
 // part's rows are numbered per user, and `recent` keeps an account's newest
 // entries by starting its index range at its `$3`-th newest id.
 const SNAPSHOTS_SQL: &str = "\
@@ -45,7 +46,7 @@ SELECT CAST(0 AS BIGINT) AS part, CAST(0 AS BIGINT) AS seq, a.user_id AS uid, a.
   a.name AS t3, a.status AS t4, a.remaining AS n1, a.held AS n2, a.used AS n3, a.initial AS n4, a.bonus AS n5, \
   a.adjustments AS n6, a.total AS n7, a.created_at AS n8, a.updated_at AS n9, \
   CAST(CASE WHEN {due} THEN 1 ELSE 0 END AS BIGINT) AS n10 \
-FROM accounts a WHERE a.user_id IN (SELECT user_id FROM u) \
+FROM accounts a WHERE a.user_id {in_users} \
 UNION ALL \
 SELECT CAST(1 AS BIGINT), CAST(ROW_NUMBER() OVER (PARTITION BY e.user_id ORDER BY e.id DESC) AS BIGINT), \
   e.user_id, e.kind, e.reason, e.reference, NULL, \
@@ -56,26 +57,33 @@ UNION ALL \
 SELECT CAST(2 AS BIGINT), CAST(ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY priority, \
   CASE WHEN expires_at IS NULL THEN 1 ELSE 0 END, expires_at, created_at, id) AS BIGINT), user_id, kind, category, \
   status, NULL, id, amount, remaining, held, priority, effective_at, expires_at, NULL, NULL, NULL \
-FROM grants WHERE user_id IN (SELECT user_id FROM u) AND status IN ('active', 'scheduled') \
+FROM grants WHERE user_id {in_users} AND status IN ('active', 'scheduled') \
   AND (remaining > 0 OR held > 0) \
 UNION ALL \
 SELECT CAST(3 AS BIGINT), n.seq, n.user_id, n.id, n.event_type, n.payload, NULL, \
   n.created_at, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL \
 FROM (SELECT user_id, id, event_type, payload, created_at, \
   CAST(ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY created_at DESC, id) AS BIGINT) AS seq \
-  FROM outbox WHERE user_id IN (SELECT user_id FROM u) \
+  FROM outbox WHERE user_id {in_users} \
   AND event_type IN ('credits.low', 'credits.depleted', 'credits.expiring')) n WHERE n.seq <= $4 \
 ORDER BY uid, part, seq";
 
 /// The statement for each engine: only the way `$1` becomes a table differs.
 fn snapshots_sql(postgres: bool) -> &'static str {
-    static SQLITE: std::sync::LazyLock<String> =
-        std::sync::LazyLock::new(|| fill("SELECT value AS user_id FROM json_each($1)"));
-    static POSTGRES: std::sync::LazyLock<String> =
-        std::sync::LazyLock::new(|| fill("SELECT json_array_elements_text(CAST($1 AS json)) AS user_id"));
-    fn fill(users: &str) -> String {
+    // SQLite reads the users from a JSON array; PostgreSQL from a text array,
+    // which its planner takes as one value for `= ANY(…)` index lookups
+    // (a set-returning function over JSON would be guessed at 100 rows and
+    // planned as hash joins over whole tables).
+    static SQLITE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        fill("SELECT value AS user_id FROM json_each($1)", "IN (SELECT value FROM json_each($1))")
+    });
+    static POSTGRES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        fill("SELECT unnest(CAST($1 AS text[])) AS user_id", "= ANY(CAST($1 AS text[]))")
+    });
+    fn fill(users: &str, in_users: &str) -> String {
         SNAPSHOTS_SQL
             .replace("{users}", users)
+            .replace("{in_users}", in_users)
             .replace("{due}", &crate::grants::due_exists("a.user_id", "$2"))
     }
     if postgres {
@@ -83,6 +91,13 @@ fn snapshots_sql(postgres: bool) -> &'static str {
     } else {
         SQLITE.as_str()
     }
+}
+
+/// A PostgreSQL text-array literal: every element quoted, `\\` and `"` escaped.
+fn text_array(items: &[&str]) -> String {
+    let quoted: Vec<String> =
+        items.iter().map(|item| format!("\"{}\"", item.replace('\\', "\\\\").replace('"', "\\\""))).collect();
+    format!("{{{}}}", quoted.join(","))
 }
 
 /// Reads the user's view; `None` when the account does not exist.
@@ -102,7 +117,11 @@ pub(crate) async fn snapshots(
     now: i64,
 ) -> Result<HashMap<String, Snapshot>, sqlx::Error> {
     let postgres = conn.backend_name().eq_ignore_ascii_case("postgresql");
-    let list = serde_json::to_string(users).map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
+    let list = if postgres {
+        text_array(users)
+    } else {
+        serde_json::to_string(users).map_err(|error| sqlx::Error::Encode(Box::new(error)))?
+    };
     let rows = sqlx::query(snapshots_sql(postgres))
         .bind(list)
         .bind(now)

@@ -157,7 +157,13 @@ async fn views_read_together_are_each_users_own(backend: Backend) {
     let mut users = Vec::new();
     // Fewer and more entries than the view shows (3 to 13 spends each).
     for i in 0..6 {
-        let user = unique(&format!("together{i}"));
+        // User ids are any text: the list of users read together must carry
+        // quotes, backslashes, commas, braces and the word NULL intact.
+        let user = match i {
+            0 => unique(r#"odd "quoted", \back{slash} é"#),
+            1 => "NULL".to_string(), // each test has its own database
+            _ => unique(&format!("together{i}")),
+        };
         app.set_balance(&user, 1_000 + i).await;
         for _ in 0..(2 * i + 3) {
             assert_eq!(app.change(&user, one.clone()).await.0, StatusCode::OK);

@@ -36,8 +36,9 @@ pub(crate) struct Snapshot {
 
 // Columns: part, seq, uid, t1..t4 (text), n1..n10 (integers). Every integer
 // is cast to BIGINT so PostgreSQL gives each column one type across the parts.
-// `u` is the set of users asked for ({users}: a JSON array in `$1`;
-// {in_users} tests membership in it); each
+// `u` is the set of users asked for ({users}: the list in `$1`), and every
+// part is a join from it, so each user's rows are found through the index
+// that starts with `user_id` whatever the planner's statistics say; each
 // part's rows are numbered per user, and `recent` keeps an account's newest
 // entries by starting its index range at its `$3`-th newest id.
 const SNAPSHOTS_SQL: &str = "\
@@ -46,7 +47,7 @@ SELECT CAST(0 AS BIGINT) AS part, CAST(0 AS BIGINT) AS seq, a.user_id AS uid, a.
   a.name AS t3, a.status AS t4, a.remaining AS n1, a.held AS n2, a.used AS n3, a.initial AS n4, a.bonus AS n5, \
   a.adjustments AS n6, a.total AS n7, a.created_at AS n8, a.updated_at AS n9, \
   CAST(CASE WHEN {due} THEN 1 ELSE 0 END AS BIGINT) AS n10 \
-FROM accounts a WHERE a.user_id {in_users} \
+FROM u JOIN accounts a ON a.user_id = u.user_id \
 UNION ALL \
 SELECT CAST(1 AS BIGINT), CAST(ROW_NUMBER() OVER (PARTITION BY e.user_id ORDER BY e.id DESC) AS BIGINT), \
   e.user_id, e.kind, e.reason, e.reference, NULL, \
@@ -54,36 +55,45 @@ SELECT CAST(1 AS BIGINT), CAST(ROW_NUMBER() OVER (PARTITION BY e.user_id ORDER B
 FROM u JOIN ledger_entries e ON e.user_id = u.user_id AND e.id >= COALESCE((SELECT l.id FROM ledger_entries l \
   WHERE l.user_id = u.user_id ORDER BY l.id DESC LIMIT 1 OFFSET $3), 0) \
 UNION ALL \
-SELECT CAST(2 AS BIGINT), CAST(ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY priority, \
-  CASE WHEN expires_at IS NULL THEN 1 ELSE 0 END, expires_at, created_at, id) AS BIGINT), user_id, kind, category, \
-  status, NULL, id, amount, remaining, held, priority, effective_at, expires_at, NULL, NULL, NULL \
-FROM grants WHERE user_id {in_users} AND status IN ('active', 'scheduled') \
-  AND (remaining > 0 OR held > 0) \
+SELECT CAST(2 AS BIGINT), CAST(ROW_NUMBER() OVER (PARTITION BY g.user_id ORDER BY g.priority, \
+  CASE WHEN g.expires_at IS NULL THEN 1 ELSE 0 END, g.expires_at, g.created_at, g.id) AS BIGINT), g.user_id, \
+  g.kind, g.category, g.status, NULL, g.id, g.amount, g.remaining, g.held, g.priority, g.effective_at, \
+  g.expires_at, NULL, NULL, NULL \
+FROM u JOIN grants g ON g.user_id = u.user_id WHERE g.status IN ('active', 'scheduled') \
+  AND (g.remaining > 0 OR g.held > 0) \
 UNION ALL \
 SELECT CAST(3 AS BIGINT), n.seq, n.user_id, n.id, n.event_type, n.payload, NULL, \
   n.created_at, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL \
-FROM (SELECT user_id, id, event_type, payload, created_at, \
-  CAST(ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY created_at DESC, id) AS BIGINT) AS seq \
-  FROM outbox WHERE user_id {in_users} \
-  AND event_type IN ('credits.low', 'credits.depleted', 'credits.expiring')) n WHERE n.seq <= $4 \
+FROM (SELECT o.user_id, o.id, o.event_type, o.payload, o.created_at, \
+  CAST(ROW_NUMBER() OVER (PARTITION BY o.user_id ORDER BY o.created_at DESC, o.id) AS BIGINT) AS seq \
+  FROM u JOIN outbox o ON o.user_id = u.user_id \
+  WHERE o.event_type IN ('credits.low', 'credits.depleted', 'credits.expiring')) n WHERE n.seq <= $4 \
 ORDER BY uid, part, seq";
 
 /// The statement for each engine: only the way `$1` becomes a table differs.
 fn snapshots_sql(postgres: bool) -> &'static str {
-    // SQLite reads the users from a JSON array; PostgreSQL from a text array,
-    // which its planner takes as one value for `= ANY(…)` index lookups
-    // (a set-returning function over JSON would be guessed at 100 rows and
-    // planned as hash joins over whole tables).
-    static SQLITE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        fill("SELECT value AS user_id FROM json_each($1)", "IN (SELECT value FROM json_each($1))")
-    });
+    // SQLite reads the users from a JSON array, PostgreSQL from a text array
+    // (a set-returning function over JSON is guessed at 100 rows).
+    static SQLITE: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| fill("SELECT DISTINCT value AS user_id FROM json_each($1)"));
+    // PostgreSQL also reads grants and notices per user through LATERAL
+    // subqueries (`OFFSET 0` keeps them from being flattened back into
+    // joins): without fresh statistics, e.g. right after a bulk load, its
+    // planner would otherwise hash-join whole tables found by `status`.
     static POSTGRES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        fill("SELECT unnest(CAST($1 AS text[])) AS user_id", "= ANY(CAST($1 AS text[]))")
+        let mut sql = fill("SELECT DISTINCT unnest(CAST($1 AS text[])) AS user_id");
+        for table in ["grants g", "outbox o"] {
+            let (name, alias) = table.split_once(' ').expect("table and alias");
+            sql = sql.replace(
+                &format!("u JOIN {table} ON {alias}.user_id = u.user_id"),
+                &format!("u CROSS JOIN LATERAL (SELECT * FROM {name} WHERE {name}.user_id = u.user_id OFFSET 0) {alias}"),
+            );
+        }
+        sql
     });
-    fn fill(users: &str, in_users: &str) -> String {
+    fn fill(users: &str) -> String {
         SNAPSHOTS_SQL
             .replace("{users}", users)
-            .replace("{in_users}", in_users)
             .replace("{due}", &crate::grants::due_exists("a.user_id", "$2"))
     }
     if postgres {

@@ -37,8 +37,9 @@ pub(crate) struct Snapshot {
 // Columns: part, seq, uid, t1..t4 (text), n1..n10 (integers). Every integer
 // is cast to BIGINT so PostgreSQL gives each column one type across the parts.
 // `u` is the set of users asked for ({users}: the list in `$1`), and every
-// part is a join from it, so each user's rows are found through the index
-// that starts with `user_id` whatever the planner's statistics say; each
+// part is a join from it (`CROSS JOIN`: SQLite keeps `u` as the outer loop),
+// so each user's rows are found through the index that starts with
+// `user_id`, whatever the planner's statistics say; each
 // part's rows are numbered per user, and `recent` keeps an account's newest
 // entries by starting its index range at its `$3`-th newest id.
 const SNAPSHOTS_SQL: &str = "\
@@ -47,27 +48,27 @@ SELECT CAST(0 AS BIGINT) AS part, CAST(0 AS BIGINT) AS seq, a.user_id AS uid, a.
   a.name AS t3, a.status AS t4, a.remaining AS n1, a.held AS n2, a.used AS n3, a.initial AS n4, a.bonus AS n5, \
   a.adjustments AS n6, a.total AS n7, a.created_at AS n8, a.updated_at AS n9, \
   CAST(CASE WHEN {due} THEN 1 ELSE 0 END AS BIGINT) AS n10 \
-FROM u JOIN accounts a ON a.user_id = u.user_id \
+FROM u CROSS JOIN accounts a WHERE a.user_id = u.user_id \
 UNION ALL \
 SELECT CAST(1 AS BIGINT), CAST(ROW_NUMBER() OVER (PARTITION BY e.user_id ORDER BY e.id DESC) AS BIGINT), \
   e.user_id, e.kind, e.reason, e.reference, NULL, \
   e.id, e.amount, e.balance_after, e.created_at, NULL, NULL, NULL, NULL, NULL, NULL \
-FROM u JOIN ledger_entries e ON e.user_id = u.user_id AND e.id >= COALESCE((SELECT l.id FROM ledger_entries l \
+FROM u CROSS JOIN ledger_entries e WHERE e.user_id = u.user_id AND e.id >= COALESCE((SELECT l.id FROM ledger_entries l \
   WHERE l.user_id = u.user_id ORDER BY l.id DESC LIMIT 1 OFFSET $3), 0) \
 UNION ALL \
 SELECT CAST(2 AS BIGINT), CAST(ROW_NUMBER() OVER (PARTITION BY g.user_id ORDER BY g.priority, \
   CASE WHEN g.expires_at IS NULL THEN 1 ELSE 0 END, g.expires_at, g.created_at, g.id) AS BIGINT), g.user_id, \
   g.kind, g.category, g.status, NULL, g.id, g.amount, g.remaining, g.held, g.priority, g.effective_at, \
   g.expires_at, NULL, NULL, NULL \
-FROM u JOIN grants g ON g.user_id = u.user_id WHERE g.status IN ('active', 'scheduled') \
+FROM u CROSS JOIN grants g WHERE g.user_id = u.user_id AND g.status IN ('active', 'scheduled') \
   AND (g.remaining > 0 OR g.held > 0) \
 UNION ALL \
 SELECT CAST(3 AS BIGINT), n.seq, n.user_id, n.id, n.event_type, n.payload, NULL, \
   n.created_at, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL \
 FROM (SELECT o.user_id, o.id, o.event_type, o.payload, o.created_at, \
   CAST(ROW_NUMBER() OVER (PARTITION BY o.user_id ORDER BY o.created_at DESC, o.id) AS BIGINT) AS seq \
-  FROM u JOIN outbox o ON o.user_id = u.user_id \
-  WHERE o.event_type IN ('credits.low', 'credits.depleted', 'credits.expiring')) n WHERE n.seq <= $4 \
+  FROM u CROSS JOIN outbox o WHERE o.user_id = u.user_id \
+  AND o.event_type IN ('credits.low', 'credits.depleted', 'credits.expiring')) n WHERE n.seq <= $4 \
 ORDER BY uid, part, seq";
 
 /// The statement for each engine: only the way `$1` becomes a table differs.
@@ -85,8 +86,11 @@ fn snapshots_sql(postgres: bool) -> &'static str {
         for table in ["grants g", "outbox o"] {
             let (name, alias) = table.split_once(' ').expect("table and alias");
             sql = sql.replace(
-                &format!("u JOIN {table} ON {alias}.user_id = u.user_id"),
-                &format!("u CROSS JOIN LATERAL (SELECT * FROM {name} WHERE {name}.user_id = u.user_id OFFSET 0) {alias}"),
+                &format!("u CROSS JOIN {table} WHERE {alias}.user_id = u.user_id"),
+                &format!(
+                    "u CROSS JOIN LATERAL (SELECT * FROM {name} WHERE {name}.user_id = u.user_id OFFSET 0) {alias} \
+                     WHERE TRUE"
+                ),
             );
         }
         sql

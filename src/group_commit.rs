@@ -139,14 +139,15 @@ impl GroupCommit {
     }
 }
 
-/// Waits for one job, then takes whatever else is already queued.
-async fn next_batch(receiver: &Mutex<mpsc::Receiver<Queued>>, max: usize) -> Option<Vec<Queued>> {
+/// Waits for one item, then takes whatever else is already queued (up to
+/// `max`). Also the view reader's batching (`service::view::ViewReader`).
+pub(crate) async fn next_batch<T>(receiver: &Mutex<mpsc::Receiver<T>>, max: usize) -> Option<Vec<T>> {
     let mut receiver = receiver.lock().await;
     let first = receiver.recv().await?;
     let mut batch = vec![first];
     while batch.len() < max {
         match receiver.try_recv() {
-            Ok(job) => batch.push(job),
+            Ok(item) => batch.push(item),
             Err(_) => break,
         }
     }

@@ -316,7 +316,7 @@ impl ViewReader {
             for _ in 0..self.inner.workers {
                 let (inner, receiver) = (self.inner.clone(), receiver.clone());
                 tokio::spawn(async move {
-                    while let Some(batch) = next_batch(&receiver).await {
+                    while let Some(batch) = crate::group_commit::next_batch(&receiver, MAX_READ_BATCH).await {
                         answer_batch(&inner, batch).await;
                     }
                 });
@@ -324,19 +324,6 @@ impl ViewReader {
             sender
         })
     }
-}
-
-/// Waits for one asker, then takes whoever else is already waiting.
-async fn next_batch(receiver: &Mutex<mpsc::Receiver<Waiter>>) -> Option<Vec<Waiter>> {
-    let mut receiver = receiver.lock().await;
-    let mut batch = vec![receiver.recv().await?];
-    while batch.len() < MAX_READ_BATCH {
-        match receiver.try_recv() {
-            Ok(waiter) => batch.push(waiter),
-            Err(_) => break,
-        }
-    }
-    Some(batch)
 }
 
 async fn answer_batch(inner: &ReaderInner, batch: Vec<Waiter>) {

@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PWD/tools/node_modules/.bin:$PATH"
-LEPTOS_ENV=PROD cargo leptos build --release
+LEPTOS_ENV=PROD cargo leptos build --release --split
 node scripts/precompress.mjs target/site/pkg

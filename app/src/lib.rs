@@ -11,7 +11,7 @@ pub mod state;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes};
-use leptos_router::{path, SsrMode};
+use leptos_router::{path, Lazy, SsrMode};
 
 /// The HTML document around the app (server-rendered).
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -53,9 +53,9 @@ pub fn App() -> impl IntoView {
             <main>
                 <Routes fallback=|| view! { <p class="empty">"Page not found."</p> }>
                     <Route path=path!("/") view=pages::home::HomePage ssr=SsrMode::Async />
-                    <Route path=path!("/history") view=pages::history::HistoryPage ssr=SsrMode::Async />
-                    <Route path=path!("/test-credits") view=pages::test_credits::TestCreditsPage ssr=SsrMode::Async />
-                    <Route path=path!("/admin") view=pages::admin::AdminPage ssr=SsrMode::Async />
+                    <Route path=path!("/history") view={Lazy::<pages::HistoryRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/test-credits") view={Lazy::<pages::TestCreditsRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/admin") view={Lazy::<pages::AdminRoute>::new()} ssr=SsrMode::Async />
                 </Routes>
             </main>
         </Router>

@@ -367,53 +367,87 @@ fn summarize(report: &Value) -> Value {
     })
 }
 
-/// Compressed bytes of the first load of `/`: the HTML and every CSS, JS and
-/// WASM file it loads, each as the server sends it with `Accept-Encoding: br, gzip`.
+/// Compressed bytes of the first load of `/`: the HTML and every file under
+/// `/pkg/` it loads — each one the page names (stylesheet, preloads, the
+/// hydration script's JS and WASM), and each JS module those import (the
+/// WASM-split loader) — as the server sends it with `Accept-Encoding: br, gzip`.
+/// Lazily loaded page chunks that `/` neither names nor preloads are not part
+/// of it.
 async fn first_load_bytes(server: &Server, token: &str) -> Value {
     let client = reqwest::Client::builder().no_gzip().no_brotli().no_deflate().build().unwrap();
-    let fetch = |path: String| {
+    let fetch = |path: String, encoding: &'static str| {
         let client = client.clone();
         let url = format!("{}{path}", server.base);
         let token = token.to_string();
         async move {
             let response = client
                 .get(url)
-                .header("accept-encoding", "br, gzip")
+                .header("accept-encoding", encoding)
                 .header("cookie", format!("__session={token}"))
                 .send()
                 .await
                 .unwrap();
+            assert!(response.status().is_success(), "{path}: {}", response.status());
             let encoding = response
                 .headers()
                 .get("content-encoding")
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("identity")
                 .to_string();
-            (response.bytes().await.unwrap().len(), encoding)
+            (response.bytes().await.unwrap().to_vec(), encoding)
         }
     };
-    let html = client
-        .get(format!("{}/", server.base))
-        .header("cookie", format!("__session={token}"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let mut parts = vec![("/".to_string(), fetch("/".into()).await)];
+    let (html, _) = fetch("/".into(), "identity").await;
+    let html = String::from_utf8_lossy(&html).into_owned();
+    let mut queue: Vec<String> = pkg_references(&html, "/pkg/");
+    // The hydration script imports credits.js and instantiates credits.wasm.
     for asset in ["/pkg/credits.css", "/pkg/credits.js", "/pkg/credits.wasm"] {
         assert!(
             html.contains(asset.trim_start_matches('/')) || asset.ends_with(".wasm"),
             "{asset} not in the page"
         );
-        parts.push((asset.to_string(), fetch(asset.into()).await));
+        queue.push(asset.to_string());
     }
-    let total: usize = parts.iter().map(|(_, (bytes, _))| bytes).sum();
+    let mut parts = vec![("/".to_string(), fetch("/".into(), "br, gzip").await)];
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(asset) = queue.pop() {
+        if !seen.insert(asset.clone()) {
+            continue;
+        }
+        if asset.ends_with(".js") {
+            let (plain, _) = fetch(asset.clone(), "identity").await;
+            queue.extend(
+                pkg_references(&String::from_utf8_lossy(&plain), "./")
+                    .into_iter()
+                    .map(|name| format!("/pkg/{}", name.trim_start_matches("./"))),
+            );
+        }
+        parts.push((asset.clone(), fetch(asset, "br, gzip").await));
+    }
+    let total: usize = parts.iter().map(|(_, (bytes, _))| bytes.len()).sum();
     json!({
         "total": total,
-        "parts": parts.iter().map(|(path, (bytes, encoding))| json!({"path": path, "bytes": bytes, "encoding": encoding})).collect::<Vec<_>>(),
+        "parts": parts.iter().map(|(path, (bytes, encoding))| json!({"path": path, "bytes": bytes.len(), "encoding": encoding})).collect::<Vec<_>>(),
     })
+}
+
+/// Every quoted reference in `text` that starts with `prefix` and names a
+/// `.js`, `.css` or `.wasm` file.
+fn pkg_references(text: &str, prefix: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for quote in ['"', '\'', '`'] {
+        let needle = format!("{quote}{prefix}");
+        let mut rest = text;
+        while let Some(at) = rest.find(&needle) {
+            rest = &rest[at + 1..];
+            let end = rest.find(quote).unwrap_or(rest.len());
+            let name = &rest[..end];
+            if [".js", ".css", ".wasm"].iter().any(|ext| name.ends_with(ext)) {
+                found.push(name.to_string());
+            }
+        }
+    }
+    found
 }
 
 fn machine() -> Value {

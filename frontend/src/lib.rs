@@ -2,10 +2,18 @@
 
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
+    use leptos::prelude::*;
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(credits_app::App);
-    // Tests (and curious users) can tell when the page has become interactive.
-    if let Some(body) = leptos::prelude::document().body() {
-        let _ = body.set_attribute("data-hydrated", "true");
-    }
+    // Asynchronous hydration: a lazily loaded page (its own WASM chunk)
+    // hydrates once its chunk has arrived.
+    _ = any_spawner::Executor::init_wasm_bindgen();
+    leptos::task::spawn_local(async {
+        let owner =
+            leptos::mount::hydrate_from_async(document().body().expect("a body"), credits_app::App).await;
+        owner.forget();
+        // Tests (and curious users) can tell when the page has become interactive.
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-hydrated", "true");
+        }
+    });
 }

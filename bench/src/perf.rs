@@ -417,9 +417,7 @@ async fn first_load_bytes(server: &Server, token: &str) -> Value {
         if asset.ends_with(".js") {
             let (plain, _) = fetch(asset.clone(), "identity").await;
             queue.extend(
-                pkg_references(&String::from_utf8_lossy(&plain), "./")
-                    .into_iter()
-                    .map(|name| format!("/pkg/{}", name.trim_start_matches("./"))),
+                js_imports(&String::from_utf8_lossy(&plain)).into_iter().map(|name| format!("/pkg/{name}")),
             );
         }
         parts.push((asset.clone(), fetch(asset, "br, gzip").await));
@@ -429,6 +427,23 @@ async fn first_load_bytes(server: &Server, token: &str) -> Value {
         "total": total,
         "parts": parts.iter().map(|(path, (bytes, encoding))| json!({"path": path, "bytes": bytes.len(), "encoding": encoding})).collect::<Vec<_>>(),
     })
+}
+
+/// The sibling modules a (minified) JS module imports: `from"./x.js"`,
+/// `from "./x.js"` and `import("./x.js")`.
+fn js_imports(js: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for opener in ["from\"./", "from \"./", "import(\"./"] {
+        let mut rest = js;
+        while let Some(at) = rest.find(opener) {
+            rest = &rest[at + opener.len()..];
+            let name = &rest[..rest.find('"').unwrap_or(rest.len())];
+            if name.ends_with(".js") {
+                found.push(name.to_string());
+            }
+        }
+    }
+    found
 }
 
 /// Every quoted reference in `text` that starts with `prefix` and names a

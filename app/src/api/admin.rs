@@ -19,7 +19,7 @@ fn page(limit: Option<i64>) -> Result<i64, credits::service::ServiceError> {
 }
 
 /// `GET /api/admin/webhooks`: the newest deliveries (accepted, duplicate, ignored, rejected).
-#[server(prefix = "/api", endpoint = "admin/webhooks", input = GetUrl)]
+#[server(prefix = "/api", endpoint = "admin/webhooks", input = GetUrl, output = crate::api::codec::JsonText)]
 pub async fn webhook_deliveries(#[server(default)] limit: Option<i64>) -> Result<Value, ApiError> {
     use super::{admin, fail, service};
     let service = service()?;
@@ -29,7 +29,7 @@ pub async fn webhook_deliveries(#[server(default)] limit: Option<i64>) -> Result
 }
 
 /// `GET /api/admin/payments?status=unknown_product`: recorded payments.
-#[server(prefix = "/api", endpoint = "admin/payments", input = GetUrl)]
+#[server(prefix = "/api", endpoint = "admin/payments", input = GetUrl, output = crate::api::codec::JsonText)]
 pub async fn payments(
     #[server(default)] status: Option<String>,
     #[server(default)] limit: Option<i64>,

@@ -7,7 +7,7 @@ use leptos::server_fn::codec::{GetUrl, Json};
 use serde_json::{Map, Value};
 
 /// `{"plan": "starter" | "standard" | "premium"}` → `{"checkoutUrl"}` at Creem.
-#[server(prefix = "/api", endpoint = "checkout", input = Json)]
+#[server(prefix = "/api", endpoint = "checkout", input = Json, output = crate::api::codec::JsonText)]
 pub async fn create_checkout(
     #[server(flatten)] body: Map<String, Value>,
 ) -> Result<CheckoutResponse, ApiError> {
@@ -18,7 +18,7 @@ pub async fn create_checkout(
 }
 
 /// The admin's self-test of the Creem webhook path; changes no balance.
-#[server(prefix = "/api", endpoint = "test-creem", input = GetUrl)]
+#[server(prefix = "/api", endpoint = "test-creem", input = GetUrl, output = crate::api::codec::JsonText)]
 pub async fn test_creem() -> Result<Value, ApiError> {
     use super::{admin, service};
     let service = service()?;

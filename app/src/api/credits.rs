@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 /// The caller's figures and recent entries; creates the account on first use.
 /// Admins and API keys may pass `?userId=` to read an existing user.
-#[server(prefix = "/api", endpoint = "credits", input = GetUrl)]
+#[server(prefix = "/api", endpoint = "credits", input = GetUrl, output = crate::api::codec::JsonText)]
 pub async fn get_credits(
     #[server(default)]
     #[server(rename = "userId")]
@@ -23,7 +23,7 @@ pub async fn get_credits(
 /// `{"action":"add"|"deduct"|"set","amount","reason"?,"userId"?}`, honouring
 /// `Idempotency-Key`. The body arrives as a JSON object and is parsed strictly
 /// by the core, so unknown fields and bad amounts get the contract's 400.
-#[server(prefix = "/api", endpoint = "credits", input = Json)]
+#[server(prefix = "/api", endpoint = "credits", input = Json, output = crate::api::codec::JsonText)]
 pub async fn post_credits(#[server(flatten)] body: Map<String, Value>) -> Result<CreditsView, ApiError> {
     use super::{caller, fail, request_headers, service, set_header};
     let service = service()?;
@@ -45,7 +45,7 @@ pub async fn post_credits(#[server(flatten)] body: Map<String, Value>) -> Result
 }
 
 /// One page of the caller's ledger, newest first; `before` is the previous page's `nextBefore`.
-#[server(prefix = "/api", endpoint = "credits/history", input = GetUrl)]
+#[server(prefix = "/api", endpoint = "credits/history", input = GetUrl, output = crate::api::codec::JsonText)]
 pub async fn credits_history(
     #[server(default)] limit: Option<i64>,
     #[server(default)] before: Option<i64>,

@@ -22,7 +22,7 @@ pub struct SessionInfo {
     pub cost_per_video: i64,
 }
 
-#[server(prefix = "/api/ui", endpoint = "session", input = GetUrl)]
+#[server(prefix = "/api/ui", endpoint = "session", input = GetUrl, output = crate::api::codec::JsonText)]
 pub async fn get_session() -> Result<SessionInfo, ApiError> {
     use super::{request_headers, service};
     let service = service()?;
@@ -43,7 +43,7 @@ pub async fn get_session() -> Result<SessionInfo, ApiError> {
 }
 
 /// Remembers the language in a cookie.
-#[server(prefix = "/api/ui", endpoint = "language")]
+#[server(prefix = "/api/ui", endpoint = "language", output = crate::api::codec::JsonText)]
 pub async fn set_language(lang: String) -> Result<(), ApiError> {
     let lang = crate::i18n::Lang::parse(&lang).unwrap_or_default();
     if let Some(options) = use_context::<leptos_axum::ResponseOptions>() {
@@ -64,7 +64,7 @@ pub struct VideoResult {
     pub remaining: i64,
 }
 
-#[server(prefix = "/api/ui", endpoint = "generate-video")]
+#[server(prefix = "/api/ui", endpoint = "generate-video", output = crate::api::codec::JsonText)]
 pub async fn generate_video() -> Result<VideoResult, ApiError> {
     use super::{caller, fail, service};
     let service = service()?;
@@ -86,7 +86,7 @@ pub async fn generate_video() -> Result<VideoResult, ApiError> {
 
 /// Admin: sends the caller a signed `checkout.completed` for `plan` through the
 /// real webhook path (verification, parsing, exactly-once crediting).
-#[server(prefix = "/api/ui", endpoint = "test-webhook")]
+#[server(prefix = "/api/ui", endpoint = "test-webhook", output = crate::api::codec::JsonText)]
 pub async fn send_test_webhook(plan: String) -> Result<Value, ApiError> {
     use super::{admin, fail, service};
     let service = service()?;
@@ -96,7 +96,7 @@ pub async fn send_test_webhook(plan: String) -> Result<Value, ApiError> {
     Ok(serde_json::to_value(outcome).unwrap_or_default())
 }
 
-#[server(prefix = "/api/ui", endpoint = "admin-users", input = GetUrl)]
+#[server(prefix = "/api/ui", endpoint = "admin-users", input = GetUrl, output = crate::api::codec::JsonText)]
 pub async fn admin_users(q: String) -> Result<Value, ApiError> {
     use super::{admin, fail, service};
     let service = service()?;
@@ -104,7 +104,7 @@ pub async fn admin_users(q: String) -> Result<Value, ApiError> {
     service.search_users(&caller, &q).await.map_err(fail)
 }
 
-#[server(prefix = "/api/ui", endpoint = "admin-user", input = GetUrl)]
+#[server(prefix = "/api/ui", endpoint = "admin-user", input = GetUrl, output = crate::api::codec::JsonText)]
 pub async fn admin_user(id: String) -> Result<Value, ApiError> {
     use super::{admin, fail, service};
     let service = service()?;
@@ -112,7 +112,7 @@ pub async fn admin_user(id: String) -> Result<Value, ApiError> {
     service.user_detail(&caller, &id).await.map_err(fail)
 }
 
-#[server(prefix = "/api/ui", endpoint = "admin-stats", input = GetUrl)]
+#[server(prefix = "/api/ui", endpoint = "admin-stats", input = GetUrl, output = crate::api::codec::JsonText)]
 pub async fn admin_stats(from: String, to: String) -> Result<Value, ApiError> {
     use super::{admin, fail, service};
     let service = service()?;
@@ -121,7 +121,7 @@ pub async fn admin_stats(from: String, to: String) -> Result<Value, ApiError> {
     Ok(serde_json::to_value(report).unwrap_or_default())
 }
 
-#[server(prefix = "/api/ui", endpoint = "admin-check", input = GetUrl)]
+#[server(prefix = "/api/ui", endpoint = "admin-check", input = GetUrl, output = crate::api::codec::JsonText)]
 pub async fn admin_check() -> Result<Value, ApiError> {
     use super::{admin, fail, service};
     let service = service()?;
@@ -130,7 +130,7 @@ pub async fn admin_check() -> Result<Value, ApiError> {
     Ok(serde_json::to_value(report).unwrap_or_default())
 }
 
-#[server(prefix = "/api/ui", endpoint = "admin-batch")]
+#[server(prefix = "/api/ui", endpoint = "admin-batch", output = crate::api::codec::JsonText)]
 pub async fn admin_batch(csv: String) -> Result<Value, ApiError> {
     use super::{admin, fail, service};
     let service = service()?;

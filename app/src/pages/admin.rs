@@ -178,32 +178,38 @@ fn chart(report: Value) -> impl IntoView {
     let series = ["granted", "purchased", "spent"];
     let max =
         days.iter().flat_map(|day| series.map(|s| day[s].as_i64().unwrap_or(0))).max().unwrap_or(0).max(1);
-    let (width, height, pad) = (720.0_f64, 220.0_f64, 24.0_f64);
-    let slot = (width - pad) / days.len().max(1) as f64;
-    let bar = (slot / 4.0).max(1.0);
+    // Integer arithmetic in tenths of a unit (no float formatting in the WASM).
+    let (width, height, pad) = (7200_i64, 2200_i64, 240_i64);
+    let slot = (width - pad) / days.len().max(1) as i64;
+    let bar = (slot / 4).max(10);
     let bars = days
         .iter()
         .enumerate()
         .flat_map(|(index, day)| {
             series.iter().enumerate().map(move |(k, name)| {
                 let value = day[*name].as_i64().unwrap_or(0);
-                let h = (height - pad) * value as f64 / max as f64;
-                let x = pad + index as f64 * slot + k as f64 * bar;
+                let h = (height - pad) * value.clamp(0, max) / max;
+                let x = pad + index as i64 * slot + k as i64 * bar;
                 let title = format!("{} {name}: {value}", day["date"].as_str().unwrap_or_default());
                 view! {
-                    <rect class=*name x=format!("{x:.1}") y=format!("{:.1}", height - pad - h)
-                        width=format!("{:.1}", bar * 0.9) height=format!("{h:.1}")><title>{title}</title></rect>
+                    <rect class=*name x=tenths(x) y=tenths(height - pad - h)
+                        width=tenths(bar * 9 / 10) height=tenths(h)><title>{title}</title></rect>
                 }
             })
         })
         .collect_view();
     view! {
-        <svg class="chart" data-testid="stats-chart" viewBox=format!("0 0 {width} {height}") role="img">
-            <line x1=pad y1=height - pad x2=width y2=height - pad class="axis" />
+        <svg class="chart" data-testid="stats-chart" viewBox=format!("0 0 {} {}", tenths(width), tenths(height)) role="img">
+            <line x1=tenths(pad) y1=tenths(height - pad) x2=tenths(width) y2=tenths(height - pad) class="axis" />
             <text x="0" y="12" class="axis-label">{max}</text>
             {bars}
         </svg>
     }
+}
+
+/// A non-negative length in tenths, as SVG reads it: `123` → `12.3`.
+fn tenths(value: i64) -> String {
+    format!("{}.{}", value / 10, value % 10)
 }
 
 #[component]

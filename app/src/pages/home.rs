@@ -60,7 +60,7 @@ fn Generate() -> impl IntoView {
     let generate = move |_| {
         busy.set(true);
         spawn_local(async move {
-            let outcome = generate_video().await.map(|video| video.hold_id);
+            let outcome = start_video().await;
             if outcome.is_ok() {
                 credits.refresh();
             }
@@ -93,11 +93,9 @@ fn Plans() -> impl IntoView {
     let failure = RwSignal::new(None::<ApiError>);
     let buy = move |plan: String| {
         spawn_local(async move {
-            let mut body = serde_json::Map::new();
-            body.insert("plan".into(), serde_json::Value::String(plan));
-            match create_checkout(body).await {
-                Ok(checkout) => {
-                    let _ = window().location().set_href(&checkout.checkout_url);
+            match checkout_url(plan).await {
+                Ok(url) => {
+                    let _ = window().location().set_href(&url);
                 }
                 Err(error) => failure.set(Some(error)),
             }
@@ -125,4 +123,22 @@ fn Plans() -> impl IntoView {
             {move || failure.get().map(|error| view! { <ErrorLine error /> })}
         </section>
     }
+}
+
+// The two actions of this page are lazy functions: their code (the server
+// function's request and the parsing of its answer) is a chunk of its own,
+// fetched on the first click, which keeps it out of the first load of `/`.
+
+/// Starts a video (holds its cost); answers the hold's id.
+#[lazy]
+async fn start_video() -> Result<String, ApiError> {
+    generate_video().await.map(|video| video.hold_id)
+}
+
+/// Creates the Creem checkout for a plan; answers where to send the browser.
+#[lazy]
+async fn checkout_url(plan: String) -> Result<String, ApiError> {
+    let mut body = serde_json::Map::new();
+    body.insert("plan".into(), serde_json::Value::String(plan));
+    create_checkout(body).await.map(|checkout| checkout.checkout_url)
 }

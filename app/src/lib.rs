@@ -9,7 +9,6 @@ pub mod pages;
 pub mod state;
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{path, Lazy, SsrMode};
 
@@ -25,7 +24,11 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
                 <AutoReload options=options.clone() />
                 <HydrationScripts options />
-                <MetaTags />
+                // In the shell (server-only) rather than through leptos_meta:
+                // the title and stylesheet never change, and leaving
+                // leptos_meta out keeps its code out of the WASM.
+                <title>"Credits"</title>
+                <link rel="stylesheet" id="leptos" href="/pkg/credits.css" />
             </head>
             <body>
                 <App />
@@ -36,7 +39,6 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 
 #[component]
 pub fn App() -> impl IntoView {
-    provide_meta_context();
     provide_context(RwSignal::new(state::initial_lang()));
     provide_context(Resource::new(|| (), |_| api::session::get_session()));
     state::use_credits();
@@ -46,8 +48,6 @@ pub fn App() -> impl IntoView {
     // loaded, or without it; one piece is also one gzip stream and one write,
     // which made pages ~40 % faster than in-order streaming (BENCHMARKS.md).
     view! {
-        <Stylesheet id="leptos" href="/pkg/credits.css" />
-        <Title text="Credits" />
         <Router>
             <components::Header />
             <main>

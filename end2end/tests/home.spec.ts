@@ -10,6 +10,9 @@ test('the home page shows the signed-in balance and hydrates without console err
   await page.goto('/');
   expect((await wasm).status()).toBe(200);
   await hydrated(page);
+  await expect(page).toHaveTitle('Credits');
+  // The stylesheet is applied (the page is not unstyled HTML).
+  expect(await page.evaluate(() => document.styleSheets.length)).toBeGreaterThan(0);
   await expect(page.getByTestId('credits-remaining')).toHaveText('8');
   await expect(page.getByTestId('credits-total')).toHaveText('8');
   await expect(page.getByTestId('credits-initial')).toHaveText('8');

@@ -5,7 +5,9 @@
 use super::AuthError;
 use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio::sync::RwLock;
 
@@ -17,6 +19,8 @@ const JWKS_TTL: Duration = Duration::from_secs(600);
 const JWKS_REFETCH_MIN: Duration = Duration::from_secs(10);
 /// Tokens longer than this are refused before any parsing.
 const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// At most this many verified tokens are remembered.
+const MAX_VERIFIED: usize = 16_384;
 
 /// Where the verifying keys come from.
 pub enum KeySource {
@@ -35,12 +39,50 @@ pub struct ClerkVerifier {
     keys: KeySource,
     issuer: Option<String>,
     authorized_parties: Option<Vec<String>>,
+    verified: Verified,
+}
+
+/// Tokens that passed every check, by the SHA-256 of the token, until their
+/// `exp`: a page (two server functions) or a run of requests with the same
+/// session pays for one RSA verification. Within that window a full check
+/// would pass too (its `nbf` and `iat` are behind it, `exp` ahead); the one
+/// difference is that a signing key removed from the JWKS meanwhile still
+/// covers its tokens until they expire (Clerk's last a minute).
+#[derive(Default)]
+struct Verified {
+    entries: Mutex<HashMap<[u8; 32], (SessionClaims, u64)>>,
+}
+
+impl Verified {
+    fn key(token: &str) -> [u8; 32] {
+        Sha256::digest(token.as_bytes()).into()
+    }
+
+    /// The claims of a token verified before, if it has not expired by `now`.
+    fn get(&self, token: &str, now: u64) -> Option<SessionClaims> {
+        let entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        entries.get(&Self::key(token)).filter(|(_, exp)| now < *exp).map(|(claims, _)| claims.clone())
+    }
+
+    /// Remembers a verified token; when full, expired entries go first, then all.
+    fn put(&self, token: &str, claims: SessionClaims, now: u64) {
+        let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if entries.len() >= MAX_VERIFIED {
+            entries.retain(|_, (_, exp)| now < *exp);
+            if entries.len() >= MAX_VERIFIED {
+                entries.clear();
+            }
+        }
+        let exp = claims.exp;
+        entries.insert(Self::key(token), (claims, exp));
+    }
 }
 
 /// The claims Credits reads from a Clerk session token.
 #[derive(Debug, Clone, Deserialize)]
 pub struct SessionClaims {
     pub sub: String,
+    pub exp: u64,
     pub iat: Option<u64>,
     pub azp: Option<String>,
     pub email: Option<String>,
@@ -65,7 +107,12 @@ impl ClerkVerifier {
     pub fn from_pem(pem: &str) -> Result<Self, String> {
         let key = DecodingKey::from_rsa_pem(pem.replace("\\n", "\n").as_bytes())
             .map_err(|error| format!("CLERK_JWT_KEY is not an RSA public key in PEM: {error}"))?;
-        Ok(Self { keys: KeySource::Pem(Box::new(key)), issuer: None, authorized_parties: None })
+        Ok(Self {
+            keys: KeySource::Pem(Box::new(key)),
+            issuer: None,
+            authorized_parties: None,
+            verified: Verified::default(),
+        })
     }
 
     /// From `CLERK_JWKS_URL`; keys are fetched on first use and cached.
@@ -82,27 +129,41 @@ impl ClerkVerifier {
             keys: KeySource::Jwks { url: url.to_string(), client, cache },
             issuer: None,
             authorized_parties: None,
+            verified: Verified::default(),
         })
     }
 
     /// `CLERK_ISSUER`: tokens must carry exactly this `iss`.
     pub fn with_issuer(mut self, issuer: Option<String>) -> Self {
+        self.verified = Verified::default();
         self.issuer = issuer;
         self
     }
 
     /// `CLERK_AUTHORIZED_PARTIES`: tokens must carry one of these `azp`.
     pub fn with_authorized_parties(mut self, parties: Option<Vec<String>>) -> Self {
+        self.verified = Verified::default();
         self.authorized_parties = parties;
         self
     }
 
     /// Verifies a token and returns its claims; any failure is `AuthError::Invalid`.
     pub async fn verify(&self, token: &str) -> Result<SessionClaims, AuthError> {
-        let invalid = |why: &str| AuthError::Invalid(why.to_string());
         if token.len() > MAX_TOKEN_BYTES {
-            return Err(invalid("token too long"));
+            return Err(AuthError::Invalid("token too long".into()));
         }
+        let now = jsonwebtoken::get_current_timestamp();
+        if let Some(claims) = self.verified.get(token, now) {
+            return Ok(claims);
+        }
+        let claims = self.verify_fully(token).await?;
+        self.verified.put(token, claims.clone(), now);
+        Ok(claims)
+    }
+
+    /// Every check, with no memory of earlier tokens.
+    async fn verify_fully(&self, token: &str) -> Result<SessionClaims, AuthError> {
+        let invalid = |why: &str| AuthError::Invalid(why.to_string());
         let header = decode_header(token).map_err(|_| invalid("malformed token"))?;
         if header.alg != Algorithm::RS256 {
             return Err(invalid("token must be signed with RS256"));
@@ -182,4 +243,39 @@ async fn fetch_jwks(client: &reqwest::Client, url: &str) -> Result<HashMap<Strin
             Some((jwk.kid?, key))
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(sub: &str, exp: u64) -> SessionClaims {
+        SessionClaims { sub: sub.into(), exp, iat: Some(exp - 60), azp: None, email: None, name: None }
+    }
+
+    #[test]
+    fn verified_tokens_are_remembered_until_they_expire() {
+        let verified = Verified::default();
+        verified.put("token-a", claims("user_a", 1_000), 950);
+        assert_eq!(verified.get("token-a", 950).map(|c| c.sub), Some("user_a".into()));
+        assert_eq!(verified.get("token-a", 999).map(|c| c.sub), Some("user_a".into()));
+        assert!(verified.get("token-a", 1_000).is_none(), "remembered at its exp");
+        assert!(verified.get("token-b", 950).is_none(), "another token");
+        assert!(verified.get("token-a ", 950).is_none(), "a token differing by one byte");
+    }
+
+    #[test]
+    fn the_memory_is_bounded() {
+        let verified = Verified::default();
+        for i in 0..MAX_VERIFIED + 10 {
+            let exp = if i % 2 == 0 { 100 } else { 10_000 };
+            verified.put(&format!("token-{i}"), claims("user", exp), 200);
+        }
+        let last = format!("token-{}", MAX_VERIFIED + 9);
+        assert!(verified.get(&last, 200).is_some(), "the newest token is remembered");
+        assert!(verified.get("token-1", 200).is_some(), "unexpired tokens outlive the pruning");
+        let entries = verified.entries.lock().unwrap();
+        // Full once: the expired half went, everything since was added.
+        assert_eq!(entries.len(), MAX_VERIFIED / 2 + 10, "{} entries", entries.len());
+    }
 }

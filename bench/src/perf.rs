@@ -399,7 +399,7 @@ async fn first_load_bytes(server: &Server, token: &str) -> Value {
     };
     let (html, _) = fetch("/".into(), "identity").await;
     let html = String::from_utf8_lossy(&html).into_owned();
-    let mut queue: Vec<String> = pkg_references(&html, "/pkg/");
+    let mut queue: Vec<String> = pkg_references(&html);
     // The hydration script imports credits.js and instantiates credits.wasm.
     for asset in ["/pkg/credits.css", "/pkg/credits.js", "/pkg/credits.wasm"] {
         assert!(
@@ -446,13 +446,13 @@ fn js_imports(js: &str) -> Vec<String> {
     found
 }
 
-/// Every quoted reference in `text` that starts with `prefix` and names a
+/// Every quoted reference in `html` that starts with `/pkg/` and names a
 /// `.js`, `.css` or `.wasm` file.
-fn pkg_references(text: &str, prefix: &str) -> Vec<String> {
+fn pkg_references(html: &str) -> Vec<String> {
     let mut found = Vec::new();
     for quote in ['"', '\'', '`'] {
-        let needle = format!("{quote}{prefix}");
-        let mut rest = text;
+        let needle = format!("{quote}/pkg/");
+        let mut rest = html;
         while let Some(at) = rest.find(&needle) {
             rest = &rest[at + 1..];
             let end = rest.find(quote).unwrap_or(rest.len());

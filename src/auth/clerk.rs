@@ -50,7 +50,7 @@ pub struct ClerkVerifier {
 /// covers its tokens until they expire (Clerk's last a minute).
 #[derive(Default)]
 struct Verified {
-    entries: Mutex<HashMap<[u8; 32], (SessionClaims, u64)>>,
+    entries: Mutex<HashMap<[u8; 32], SessionClaims>>,
 }
 
 impl Verified {
@@ -61,20 +61,19 @@ impl Verified {
     /// The claims of a token verified before, if it has not expired by `now`.
     fn get(&self, token: &str, now: u64) -> Option<SessionClaims> {
         let entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        entries.get(&Self::key(token)).filter(|(_, exp)| now < *exp).map(|(claims, _)| claims.clone())
+        entries.get(&Self::key(token)).filter(|claims| now < claims.exp).cloned()
     }
 
     /// Remembers a verified token; when full, expired entries go first, then all.
     fn put(&self, token: &str, claims: SessionClaims, now: u64) {
         let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if entries.len() >= MAX_VERIFIED {
-            entries.retain(|_, (_, exp)| now < *exp);
+            entries.retain(|_, claims| now < claims.exp);
             if entries.len() >= MAX_VERIFIED {
                 entries.clear();
             }
         }
-        let exp = claims.exp;
-        entries.insert(Self::key(token), (claims, exp));
+        entries.insert(Self::key(token), claims);
     }
 }
 
@@ -135,14 +134,12 @@ impl ClerkVerifier {
 
     /// `CLERK_ISSUER`: tokens must carry exactly this `iss`.
     pub fn with_issuer(mut self, issuer: Option<String>) -> Self {
-        self.verified = Verified::default();
         self.issuer = issuer;
         self
     }
 
     /// `CLERK_AUTHORIZED_PARTIES`: tokens must carry one of these `azp`.
     pub fn with_authorized_parties(mut self, parties: Option<Vec<String>>) -> Self {
-        self.verified = Verified::default();
         self.authorized_parties = parties;
         self
     }

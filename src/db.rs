@@ -33,6 +33,11 @@ impl Backend {
 #[derive(Clone, Debug)]
 pub struct Db {
     pub pool: AnyPool,
+    /// Where batched balance changes are written (`group_commit`). SQLite:
+    /// one connection of its own, kept open, so its page cache stays valid
+    /// from one batch to the next (a connection drops its cache whenever
+    /// another one committed); PostgreSQL: the shared pool.
+    pub writer: AnyPool,
     pub backend: Backend,
     url: String,
 }
@@ -61,8 +66,23 @@ impl Db {
         if backend == Backend::Sqlite && !Any::database_exists(url).await.unwrap_or(false) {
             Any::create_database(url).await?;
         }
-        let options =
-            AnyPoolOptions::new().max_connections(max_connections).acquire_timeout(Duration::from_secs(10));
+        let pool = Self::open(url, backend, AnyPoolOptions::new().max_connections(max_connections)).await?;
+        let writer = match backend {
+            Backend::Sqlite => {
+                let options = AnyPoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None);
+                Self::open(url, backend, options).await?
+            }
+            Backend::Postgres => pool.clone(),
+        };
+        Ok(Self { pool, writer, backend, url: url.to_string() })
+    }
+
+    async fn open(url: &str, backend: Backend, options: AnyPoolOptions) -> Result<AnyPool, DbError> {
+        let options = options.acquire_timeout(Duration::from_secs(10));
         let options = match backend {
             Backend::Sqlite => options.after_connect(|conn, _meta| {
                 Box::pin(async move {
@@ -72,8 +92,7 @@ impl Db {
             }),
             Backend::Postgres => options,
         };
-        let pool = options.connect(url).await?;
-        Ok(Self { pool, backend, url: url.to_string() })
+        Ok(options.connect(url).await?)
     }
 
     /// Brings the schema up to date; safe to run on every start and concurrently.

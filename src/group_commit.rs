@@ -183,10 +183,7 @@ type Answer = Result<Box<dyn Any + Send>, ServiceError>;
 
 /// All jobs in one transaction; `Err` when the batch must be retried job by job.
 async fn run_together(pool: &AnyPool, sqlite: bool, batch: &[Queued]) -> Result<Vec<Answer>, ServiceError> {
-    let mut tx = pool.begin().await?;
-    if sqlite {
-        take_write_lock(&mut tx).await?;
-    }
+    let mut tx = begin(pool, sqlite).await?;
     // A batch of nothing but plain spends debits each account once, set-wise;
     // the spends it could not cover in one go then run one by one below.
     let plain: Vec<PlainSpend<'_>> = batch.iter().filter_map(|queued| queued.job.plain_spend()).collect();
@@ -213,10 +210,7 @@ async fn run_together(pool: &AnyPool, sqlite: bool, batch: &[Queued]) -> Result<
 }
 
 async fn run_alone(pool: &AnyPool, sqlite: bool, job: &dyn ErasedJob) -> Answer {
-    let mut tx = pool.begin().await?;
-    if sqlite {
-        take_write_lock(&mut tx).await?;
-    }
+    let mut tx = begin(pool, sqlite).await?;
     let answer = job.run_erased(&mut tx).await;
     if answer.is_ok() {
         tx.commit().await?;
@@ -224,10 +218,13 @@ async fn run_alone(pool: &AnyPool, sqlite: bool, job: &dyn ErasedJob) -> Answer 
     answer
 }
 
-/// SQLite: a write transaction must take the write lock before its first read,
-/// or it could fail upgrading a stale read snapshot. A write that matches no
-/// row takes the lock. (PostgreSQL locks rows as they are written.)
-async fn take_write_lock(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE accounts SET updated_at = updated_at WHERE user_id = ''").execute(conn).await?;
-    Ok(())
+/// SQLite: a write transaction takes the write lock as it begins
+/// (`BEGIN IMMEDIATE`), or it could fail upgrading a stale read snapshot.
+/// (PostgreSQL locks rows as they are written.)
+async fn begin(pool: &AnyPool, sqlite: bool) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+    if sqlite {
+        pool.begin_with("BEGIN IMMEDIATE").await
+    } else {
+        pool.begin().await
+    }
 }

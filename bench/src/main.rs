@@ -66,6 +66,17 @@ enum Command {
         #[arg(long, default_value_t = 64)]
         conns: usize,
     },
+    /// The in-process ledger API alone (no HTTP): a quick loop for profiling.
+    Spend {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value_t = 10)]
+        secs: u64,
+        #[arg(long, default_value_t = 1000)]
+        users: usize,
+        #[arg(long, default_value_t = 64)]
+        conns: usize,
+    },
     /// Bursts of spends and holds against a balance that affords a tenth of them.
     Races {
         #[command(flatten)]
@@ -114,6 +125,7 @@ fn main() {
             Command::Perf { common, rounds, secs, users, conns } => {
                 perf::run(&common, rounds, secs, users, conns).await
             }
+            Command::Spend { common, secs, users, conns } => perf::spend(&common, secs, users, conns).await,
             Command::Races { common, rounds, instances, burst } => {
                 reliability::races(&common, rounds, instances, burst).await
             }

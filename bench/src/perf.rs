@@ -265,21 +265,18 @@ async fn in_process(
     conns: usize,
     duration: Duration,
 ) -> (Value, Value) {
-    let vars = [
-        ("DATABASE_URL", database_url.to_string()),
-        ("CLERK_JWT_KEY", keys.public_pem.clone()),
-        ("CREDITS_ADDR", "127.0.0.1:0".to_string()),
-    ];
-    let config = credits_server::config::Config::from_lookup(|name| {
-        vars.iter().find(|(key, _)| *key == name).map(|(_, value)| value.clone())
-    })
-    .expect("config");
-    let db = credits_server::open_database(&config).await.expect("database");
-    let service = credits_server::build_service(&config, db).expect("service");
+    let service = in_process_service(database_url, keys).await;
     let body: serde_json::Map<String, Value> =
         serde_json::from_str(r#"{"action":"deduct","amount":1}"#).unwrap();
     let mut out = Vec::new();
-    for set in [users.to_vec(), vec![hot_user.to_string()]] {
+    let mut sets = vec![users.to_vec(), vec![hot_user.to_string()]];
+    if std::env::var_os("BENCH_HOT_ONLY").is_some() {
+        sets.remove(0);
+    }
+    if std::env::var_os("BENCH_SPREAD_ONLY").is_some() {
+        sets.truncate(1);
+    }
+    for set in sets {
         let principals: Arc<Vec<credits::auth::Principal>> =
             Arc::new(set.iter().map(|id| credits::auth::Principal::user(id, None, None, false)).collect());
         let (service, body) = (service.clone(), Arc::new(body.clone()));
@@ -302,7 +299,41 @@ async fn in_process(
             json!({"rate": result.rate(), "p99_ms": result.percentile_ms(0.99), "errors": result.errors}),
         );
     }
-    (out[0].clone(), out[1].clone())
+    (out[0].clone(), out.get(1).cloned().unwrap_or(Value::Null))
+}
+
+async fn in_process_service(database_url: &str, keys: &Keys) -> credits::service::CreditsService {
+    let vars = [
+        ("DATABASE_URL", database_url.to_string()),
+        ("CLERK_JWT_KEY", keys.public_pem.clone()),
+        ("CREDITS_ADDR", "127.0.0.1:0".to_string()),
+    ];
+    let config = credits_server::config::Config::from_lookup(|name| {
+        vars.iter().find(|(key, _)| *key == name).map(|(_, value)| value.clone())
+    })
+    .expect("config");
+    let db = credits_server::open_database(&config).await.expect("database");
+    credits_server::build_service(&config, db).expect("service")
+}
+
+/// `credits-bench spend`: funds the users in-process, then runs the
+/// in-process spread and hot phases once (for profiling between full runs).
+pub async fn spend(common: &Common, secs: u64, users: usize, conns: usize) -> i32 {
+    let keys = Keys::generate();
+    let database_url = common.fresh_database("spend").await;
+    let service = in_process_service(&database_url, &keys).await;
+    let user_ids: Vec<String> = (0..users).map(|i| format!("bench_user_{i}")).collect();
+    let admin = credits::auth::Principal::user(ADMIN, None, None, true);
+    for user in user_ids.iter().chain(std::iter::once(&"bench_hot".to_string())) {
+        let body = json!({"action": "set", "amount": BALANCE, "userId": user, "reason": "bench"});
+        let own = credits::auth::Principal::user(user, None, None, false);
+        service.credits_view(&own, None).await.expect("create");
+        service.change_credits(&admin, body.as_object().unwrap(), None).await.expect("fund");
+    }
+    let (spread, hot) =
+        in_process(&database_url, &keys, &user_ids, "bench_hot", conns, Duration::from_secs(secs)).await;
+    println!("{}", json!({"backend": common.name(), "spread": spread, "hot": hot}));
+    0
 }
 
 /// Start-up to healthy on an existing database, the median of five starts.

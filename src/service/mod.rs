@@ -134,7 +134,7 @@ impl CreditsService {
         // few, so one batch's flush overlaps the next one's statements.
         let sqlite = db.backend == crate::db::Backend::Sqlite;
         let commits =
-            crate::group_commit::GroupCommit::new(db.pool.clone(), sqlite, if sqlite { 1 } else { 4 }, 256);
+            crate::group_commit::GroupCommit::new(db.writer.clone(), sqlite, if sqlite { 1 } else { 4 }, 256);
         let views = view::ViewReader::new(db.pool.clone(), 2);
         let inner = Inner {
             views,

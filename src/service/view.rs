@@ -12,8 +12,8 @@ use crate::grants::GrantRow;
 use crate::ledger::store::{Account, Entry};
 use crate::ledger::Figures;
 use crate::outbox::Notice;
+use sqlx::AnyConnection;
 use sqlx::AnyPool;
-use sqlx::{AnyConnection, Row};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use tokio::sync::{mpsc, oneshot, Mutex};
@@ -99,12 +99,57 @@ FROM (SELECT user_id, id, event_type, payload, created_at FROM outbox WHERE user
   ORDER BY created_at DESC, id LIMIT $4) notices \
 ORDER BY part, seq";
 
+/// One row of either statement: part, seq, uid, t1..t4, n1..n10.
+#[derive(serde::Deserialize)]
+struct RawRow(
+    i64,
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
+
+/// The rows of `inner` as one JSON array of arrays, in one text value: one
+/// row to hand over instead of a dozen per user (each row a hop between
+/// threads on SQLite, a message on PostgreSQL, a set of columns to convert).
+fn as_json(postgres: bool, inner: &str) -> String {
+    let columns = "part, seq, uid, t1, t2, t3, t4, n1, n2, n3, n4, n5, n6, n7, n8, n9, n10";
+    if postgres {
+        format!("SELECT CAST(json_agg(json_build_array({columns})) AS TEXT) FROM ({inner}) AS s")
+    } else {
+        format!("SELECT json_group_array(json_array({columns})) FROM ({inner}) AS s")
+    }
+}
+
+/// The one-user statement for each engine.
+fn one_sql(postgres: bool) -> &'static str {
+    static CELL: [OnceLock<String>; 2] = [OnceLock::new(), OnceLock::new()];
+    CELL[usize::from(postgres)]
+        .get_or_init(|| {
+            as_json(postgres, &SNAPSHOT_ONE_SQL.replace("{due}", &crate::grants::due_exists("$1", "$2")))
+        })
+        .as_str()
+}
+
 /// The statement for each engine: only the way `$1` becomes a table differs.
 fn snapshots_sql(postgres: bool) -> &'static str {
     // SQLite reads the users from a JSON array, PostgreSQL from a text array
     // (a set-returning function over JSON is guessed at 100 rows).
-    static SQLITE: std::sync::LazyLock<String> =
-        std::sync::LazyLock::new(|| fill("SELECT DISTINCT value AS user_id FROM json_each($1)"));
+    static SQLITE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        as_json(false, &fill("SELECT DISTINCT value AS user_id FROM json_each($1)"))
+    });
     // PostgreSQL also reads grants and notices per user through LATERAL
     // subqueries (`OFFSET 0` keeps them from being flattened back into
     // joins): without fresh statistics, e.g. right after a bulk load, its
@@ -121,7 +166,7 @@ fn snapshots_sql(postgres: bool) -> &'static str {
                 ),
             );
         }
-        sql
+        as_json(true, &sql)
     });
     fn fill(users: &str) -> String {
         SNAPSHOTS_SQL
@@ -158,55 +203,60 @@ pub(crate) async fn snapshots(
     users: &[&str],
     now: i64,
 ) -> Result<HashMap<String, Snapshot>, sqlx::Error> {
-    static ONE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        SNAPSHOT_ONE_SQL.replace("{due}", &crate::grants::due_exists("$1", "$2"))
-    });
-    let rows = if let [user] = users {
-        let query = sqlx::query(ONE.as_str()).bind(*user).bind(now).bind(RECENT_ENTRIES).bind(NOTICES);
-        query.fetch_all(&mut *conn).await?
+    let postgres = conn.backend_name().eq_ignore_ascii_case("postgresql");
+    let text: Option<String> = if let [user] = users {
+        let query =
+            sqlx::query_scalar(one_sql(postgres)).bind(*user).bind(now).bind(RECENT_ENTRIES).bind(NOTICES);
+        query.fetch_one(&mut *conn).await?
     } else {
-        let postgres = conn.backend_name().eq_ignore_ascii_case("postgresql");
         let list = if postgres {
             text_array(users)
         } else {
             serde_json::to_string(users).map_err(|error| sqlx::Error::Encode(Box::new(error)))?
         };
-        let query =
-            sqlx::query(snapshots_sql(postgres)).bind(list).bind(now).bind(RECENT_ENTRIES - 1).bind(NOTICES);
-        query.fetch_all(&mut *conn).await?
+        let query = sqlx::query_scalar(snapshots_sql(postgres))
+            .bind(list)
+            .bind(now)
+            .bind(RECENT_ENTRIES - 1)
+            .bind(NOTICES);
+        query.fetch_one(&mut *conn).await?
     };
+    let mut rows: Vec<RawRow> = match text {
+        Some(text) => serde_json::from_str(&text).map_err(|error| sqlx::Error::Decode(Box::new(error)))?,
+        None => Vec::new(),
+    };
+    // The aggregate's order is the engine's; each row carries its place.
+    rows.sort_by(|a, b| (&a.2, a.0, a.1).cmp(&(&b.2, b.0, b.1)));
     let mut found: HashMap<String, Snapshot> = HashMap::with_capacity(users.len());
     // Each user's entries, grants and notices, until they join their account.
     type Parts = (Vec<Entry>, Vec<GrantRow>, Vec<Notice>);
     let mut parts: HashMap<String, Parts> = HashMap::new();
-    for row in &rows {
-        // Columns by position: part 0, seq 1, uid 2, t1..t4 at 3..=6, n1..n10 at 7..=16.
-        let n = |i: usize| row.try_get::<i64, _>(6 + i);
-        let t = |i: usize| row.try_get::<Option<String>, _>(2 + i);
-        let text = |i: usize| -> Result<String, sqlx::Error> { Ok(t(i)?.unwrap_or_default()) };
-        let uid: String = row.try_get(2)?;
-        match row.try_get::<i64, _>("part")? {
+    let missing = |what: &str| sqlx::Error::Decode(format!("a view row lacks {what}").into());
+    for row in rows {
+        let RawRow(part, _seq, uid, t1, t2, t3, t4, n1, n2, n3, n4, n5, n6, n7, n8, n9, n10) = row;
+        let n = |value: Option<i64>| value.ok_or_else(|| missing("a number"));
+        match part {
             0 => {
                 let account = Account {
-                    user_id: text(1)?,
-                    email: t(2)?,
-                    name: t(3)?,
-                    status: text(4)?,
+                    user_id: t1.unwrap_or_default(),
+                    email: t2,
+                    name: t3,
+                    status: t4.unwrap_or_default(),
                     figures: Figures {
-                        remaining: n(1)?,
-                        held: n(2)?,
-                        used: n(3)?,
-                        initial: n(4)?,
-                        bonus: n(5)?,
-                        adjustments: n(6)?,
-                        total: n(7)?,
+                        remaining: n(n1)?,
+                        held: n(n2)?,
+                        used: n(n3)?,
+                        initial: n(n4)?,
+                        bonus: n(n5)?,
+                        adjustments: n(n6)?,
+                        total: n(n7)?,
                     },
-                    created_at_ms: n(8)?,
-                    updated_at_ms: n(9)?,
+                    created_at_ms: n(n8)?,
+                    updated_at_ms: n(n9)?,
                 };
                 let snapshot = Snapshot {
                     account,
-                    grants_due: n(10)? != 0,
+                    grants_due: n(n10)? != 0,
                     recent: Vec::new(),
                     grants: Vec::new(),
                     notices: Vec::new(),
@@ -214,34 +264,35 @@ pub(crate) async fn snapshots(
                 found.insert(uid, snapshot);
             }
             1 => parts.entry(uid).or_default().0.push(Entry {
-                id: n(1)?,
-                kind: text(1)?,
-                amount: n(2)?,
-                balance_after: n(3)?,
-                reason: t(2)?,
-                reference: t(3)?,
-                created_at_ms: n(4)?,
+                id: n(n1)?,
+                kind: t1.unwrap_or_default(),
+                amount: n(n2)?,
+                balance_after: n(n3)?,
+                reason: t2,
+                reference: t3,
+                created_at_ms: n(n4)?,
             }),
             2 => parts.entry(uid.clone()).or_default().1.push(GrantRow {
-                id: n(1)?,
+                id: n(n1)?,
                 user_id: uid,
-                kind: text(1)?,
-                category: text(2)?,
-                amount: n(2)?,
-                remaining: n(3)?,
-                held: n(4)?,
-                priority: n(5)?,
-                status: text(3)?,
-                effective_at_ms: n(6)?,
-                expires_at_ms: row.try_get::<Option<i64>, _>(6 + 7)?,
+                kind: t1.unwrap_or_default(),
+                category: t2.unwrap_or_default(),
+                amount: n(n2)?,
+                remaining: n(n3)?,
+                held: n(n4)?,
+                priority: n(n5)?,
+                status: t3.unwrap_or_default(),
+                effective_at_ms: n(n6)?,
+                expires_at_ms: n7,
             }),
             _ => {
-                let payload: serde_json::Value = serde_json::from_str(&text(3)?).unwrap_or_default();
+                let payload: serde_json::Value =
+                    serde_json::from_str(t3.as_deref().unwrap_or_default()).unwrap_or_default();
                 parts.entry(uid).or_default().2.push(Notice {
-                    id: text(1)?,
-                    event_type: text(2)?,
+                    id: t1.unwrap_or_default(),
+                    event_type: t2.unwrap_or_default(),
                     data: payload["data"].clone(),
-                    created_at: rfc3339(n(1)?),
+                    created_at: rfc3339(n(n1)?),
                 });
             }
         }

@@ -51,6 +51,17 @@ pub struct Common {
     pub postgres_url: String,
 }
 
+/// How long, over how many users and with how many connections a load runs.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct Load {
+    #[arg(long, default_value_t = 10)]
+    pub secs: u64,
+    #[arg(long, default_value_t = 1000)]
+    pub users: usize,
+    #[arg(long, default_value_t = 64)]
+    pub conns: usize,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Throughput, latency, memory and start-up against the database's own ceiling.
@@ -59,23 +70,15 @@ enum Command {
         common: Common,
         #[arg(long, default_value_t = 3)]
         rounds: usize,
-        #[arg(long, default_value_t = 10)]
-        secs: u64,
-        #[arg(long, default_value_t = 1000)]
-        users: usize,
-        #[arg(long, default_value_t = 64)]
-        conns: usize,
+        #[command(flatten)]
+        load: Load,
     },
     /// The in-process ledger API alone (no HTTP): a quick loop for profiling.
     Spend {
         #[command(flatten)]
         common: Common,
-        #[arg(long, default_value_t = 10)]
-        secs: u64,
-        #[arg(long, default_value_t = 1000)]
-        users: usize,
-        #[arg(long, default_value_t = 64)]
-        conns: usize,
+        #[command(flatten)]
+        load: Load,
     },
     /// Bursts of spends and holds against a balance that affords a tenth of them.
     Races {
@@ -122,10 +125,8 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let code = runtime.block_on(async {
         match cli.command {
-            Command::Perf { common, rounds, secs, users, conns } => {
-                perf::run(&common, rounds, secs, users, conns).await
-            }
-            Command::Spend { common, secs, users, conns } => perf::spend(&common, secs, users, conns).await,
+            Command::Perf { common, rounds, load } => perf::run(&common, rounds, &load).await,
+            Command::Spend { common, load } => perf::spend(&common, &load).await,
             Command::Races { common, rounds, instances, burst } => {
                 reliability::races(&common, rounds, instances, burst).await
             }

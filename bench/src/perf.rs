@@ -14,7 +14,8 @@ use std::time::Duration;
 
 const BALANCE: i64 = 900_000_000;
 
-pub async fn run(common: &Common, rounds: usize, secs: u64, users: usize, conns: usize) -> i32 {
+pub async fn run(common: &Common, rounds: usize, load: &crate::Load) -> i32 {
+    let crate::Load { secs, users, conns } = *load;
     let duration = Duration::from_secs(secs);
     let keys = Keys::generate();
     let database_url = common.fresh_database("perf").await;
@@ -269,14 +270,7 @@ async fn in_process(
     let body: serde_json::Map<String, Value> =
         serde_json::from_str(r#"{"action":"deduct","amount":1}"#).unwrap();
     let mut out = Vec::new();
-    let mut sets = vec![users.to_vec(), vec![hot_user.to_string()]];
-    if std::env::var_os("BENCH_HOT_ONLY").is_some() {
-        sets.remove(0);
-    }
-    if std::env::var_os("BENCH_SPREAD_ONLY").is_some() {
-        sets.truncate(1);
-    }
-    for set in sets {
+    for set in [users.to_vec(), vec![hot_user.to_string()]] {
         let principals: Arc<Vec<credits::auth::Principal>> =
             Arc::new(set.iter().map(|id| credits::auth::Principal::user(id, None, None, false)).collect());
         let (service, body) = (service.clone(), Arc::new(body.clone()));
@@ -299,7 +293,7 @@ async fn in_process(
             json!({"rate": result.rate(), "p99_ms": result.percentile_ms(0.99), "errors": result.errors}),
         );
     }
-    (out[0].clone(), out.get(1).cloned().unwrap_or(Value::Null))
+    (out[0].clone(), out[1].clone())
 }
 
 async fn in_process_service(database_url: &str, keys: &Keys) -> credits::service::CreditsService {
@@ -318,7 +312,8 @@ async fn in_process_service(database_url: &str, keys: &Keys) -> credits::service
 
 /// `credits-bench spend`: funds the users in-process, then runs the
 /// in-process spread and hot phases once (for profiling between full runs).
-pub async fn spend(common: &Common, secs: u64, users: usize, conns: usize) -> i32 {
+pub async fn spend(common: &Common, load: &crate::Load) -> i32 {
+    let crate::Load { secs, users, conns } = *load;
     let keys = Keys::generate();
     let database_url = common.fresh_database("spend").await;
     let service = in_process_service(&database_url, &keys).await;

@@ -42,8 +42,23 @@ pub trait Job: Send + Sync + 'static {
     fn plain_spend(&self) -> Option<PlainSpend<'_>> {
         None
     }
-    /// The output of a plain spend the batch applied.
-    fn plain_spend_applied(&self) -> Option<Self::Output> {
+    /// The outputs of the plain spends a batch applied (`jobs`, in batch
+    /// order), or `None` to have them answered after the commit instead
+    /// (`plain_spend_committed`). Runs inside the batch's transaction, after
+    /// its writes and before its commit, where it reads what they left.
+    fn plain_spends_applied<'c>(
+        jobs: Vec<&'c Self>,
+        conn: &'c mut AnyConnection,
+    ) -> BoxFuture<'c, Result<Vec<Self::Output>, ServiceError>>
+    where
+        Self: Sized,
+    {
+        let _ = (jobs, conn);
+        Box::pin(async { Err(ServiceError::Internal("this job is never a plain spend".into())) })
+    }
+    /// The output of a plain spend the batch applied, when it is answered
+    /// after the commit.
+    fn plain_spend_committed(&self) -> Option<Self::Output> {
         None
     }
 }
@@ -57,7 +72,14 @@ trait ErasedJob: Send + Sync {
         conn: &'c mut AnyConnection,
     ) -> BoxFuture<'c, Result<Box<dyn Any + Send>, ServiceError>>;
     fn plain_spend(&self) -> Option<PlainSpend<'_>>;
-    fn plain_spend_applied(&self) -> Option<Box<dyn Any + Send>>;
+    fn plain_spend_committed(&self) -> Option<Box<dyn Any + Send>>;
+    fn as_any(&self) -> &dyn Any;
+    /// `Job::plain_spends_applied` for a batch of jobs of this job's type.
+    fn plain_spends_applied_erased<'c>(
+        &'c self,
+        jobs: Vec<&'c dyn ErasedJob>,
+        conn: &'c mut AnyConnection,
+    ) -> BoxFuture<'c, Result<Vec<Box<dyn Any + Send>>, ServiceError>>;
 }
 
 impl<J: Job> ErasedJob for J {
@@ -73,8 +95,24 @@ impl<J: Job> ErasedJob for J {
     fn plain_spend(&self) -> Option<PlainSpend<'_>> {
         Job::plain_spend(self)
     }
-    fn plain_spend_applied(&self) -> Option<Box<dyn Any + Send>> {
-        Job::plain_spend_applied(self).map(|value| Box::new(value) as Box<dyn Any + Send>)
+    fn plain_spend_committed(&self) -> Option<Box<dyn Any + Send>> {
+        Job::plain_spend_committed(self).map(|value| Box::new(value) as Box<dyn Any + Send>)
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn plain_spends_applied_erased<'c>(
+        &'c self,
+        jobs: Vec<&'c dyn ErasedJob>,
+        conn: &'c mut AnyConnection,
+    ) -> BoxFuture<'c, Result<Vec<Box<dyn Any + Send>>, ServiceError>> {
+        Box::pin(async move {
+            let same: Option<Vec<&J>> = jobs.iter().map(|job| job.as_any().downcast_ref::<J>()).collect();
+            let same =
+                same.ok_or_else(|| ServiceError::Internal("plain spends of different kinds".into()))?;
+            let outputs = J::plain_spends_applied(same, conn).await?;
+            Ok(outputs.into_iter().map(|value| Box::new(value) as Box<dyn Any + Send>).collect())
+        })
     }
 }
 
@@ -192,10 +230,30 @@ async fn run_together(pool: &AnyPool, sqlite: bool, batch: &[Queued]) -> Result<
     } else {
         vec![false; batch.len()]
     };
+    // SQLite: the applied spends' answers are read here, on the writer's own
+    // connection, whose page cache stays valid from batch to batch (a
+    // reader's is dropped after every commit of another connection).
+    // PostgreSQL reads them after the commit, so that no row lock is held
+    // for the read.
+    let mut read_here = Vec::new().into_iter();
+    if sqlite {
+        let jobs: Vec<&dyn ErasedJob> = batch
+            .iter()
+            .zip(&applied)
+            .filter(|(_, applied)| **applied)
+            .map(|(queued, _)| queued.job.as_ref())
+            .collect();
+        if let Some(first) = jobs.first().copied() {
+            read_here = first.plain_spends_applied_erased(jobs, &mut tx).await?.into_iter();
+        }
+    }
     let mut answers = Vec::with_capacity(batch.len());
     for (queued, applied) in batch.iter().zip(applied) {
         if applied {
-            let output = queued.job.plain_spend_applied().expect("a plain spend has an output");
+            let output = match read_here.next() {
+                Some(output) => output,
+                None => queued.job.plain_spend_committed().expect("a plain spend has an output"),
+            };
             answers.push(Ok(output));
             continue;
         }

@@ -44,17 +44,46 @@ where
     Fut: Future<Output = Outcome> + Send + 'static,
 {
     let request = Arc::new(request);
+    closed_loop_with(
+        conns,
+        duration,
+        |_| (),
+        move |(), worker, iteration| {
+            let answer = request(worker, iteration);
+            async move { ((), answer.await) }
+        },
+    )
+    .await
+}
+
+/// The closed loop with a state per worker (its connection, say), which each
+/// request future takes and hands back with its outcome.
+pub async fn closed_loop_with<S, I, F, Fut>(
+    conns: usize,
+    duration: Duration,
+    init: I,
+    request: F,
+) -> LoadResult
+where
+    S: Send + 'static,
+    I: Fn(usize) -> S,
+    F: Fn(S, usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = (S, Outcome)> + Send + 'static,
+{
+    let request = Arc::new(request);
     let started = Instant::now();
     let deadline = started + duration;
     let mut workers = Vec::new();
     for worker in 0..conns {
         let request = request.clone();
+        let mut state = init(worker);
         workers.push(tokio::spawn(async move {
             let mut result = LoadResult::default();
             let mut iteration = 0u64;
             while Instant::now() < deadline {
                 let sent = Instant::now();
-                let outcome = request(worker, iteration).await;
+                let (back, outcome) = request(state, worker, iteration).await;
+                state = back;
                 result.latencies_us.push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32);
                 match outcome {
                     Outcome::Ok => result.ok += 1,
@@ -96,5 +125,125 @@ pub fn outcome_of(status: reqwest::StatusCode, body: &str) -> Outcome {
             }
             Outcome::Error
         }
+    }
+}
+
+/// A lean HTTP/1.1 keep-alive connection for the spend loops: requests are
+/// built once as bytes and written as they are, and an answer is read only as
+/// far as its status and body. On a 2-core machine the load generator shares
+/// the cores with the server; this one costs a fraction of what a general
+/// client (URL parsing, header maps, connection pool) costs per request, so
+/// more of the machine goes to the server being measured. The server does the
+/// same work either way: full HTTP parsing, authentication, the spend.
+pub struct Http1 {
+    addr: std::net::SocketAddr,
+    stream: Option<tokio::net::TcpStream>,
+    buf: Vec<u8>,
+}
+
+impl Http1 {
+    pub fn new(addr: std::net::SocketAddr) -> Self {
+        Self { addr, stream: None, buf: Vec::with_capacity(8192) }
+    }
+
+    /// Sends one request and reads its answer: `(status, body)`.
+    pub async fn send(&mut self, request: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        if self.stream.is_none() {
+            let stream = tokio::net::TcpStream::connect(self.addr).await?;
+            stream.set_nodelay(true)?;
+            self.stream = Some(stream);
+        }
+        let stream = self.stream.as_mut().expect("connected");
+        let answer = async {
+            stream.write_all(request).await?;
+            self.buf.clear();
+            loop {
+                if let Some(answer) = parse_response(&self.buf)? {
+                    return Ok(answer);
+                }
+                if self.buf.capacity() - self.buf.len() < 4096 {
+                    self.buf.reserve(8192);
+                }
+                if stream.read_buf(&mut self.buf).await? == 0 {
+                    return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed"));
+                }
+            }
+        }
+        .await;
+        if answer.is_err() {
+            self.stream = None;
+        }
+        answer
+    }
+}
+
+/// `Some((status, body))` once `buf` holds a whole answer (Content-Length or
+/// chunked body); `None` while more bytes are needed.
+fn parse_response(buf: &[u8]) -> std::io::Result<Option<(u16, Vec<u8>)>> {
+    let invalid = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut response = httparse::Response::new(&mut headers);
+    let head = match response.parse(buf).map_err(|error| invalid(&error.to_string()))? {
+        httparse::Status::Complete(head) => head,
+        httparse::Status::Partial => return Ok(None),
+    };
+    let status = response.code.ok_or_else(|| invalid("no status"))?;
+    let header = |name: &str| {
+        response
+            .headers
+            .iter()
+            .find(|header| header.name.eq_ignore_ascii_case(name))
+            .map(|header| header.value)
+    };
+    let rest = &buf[head..];
+    if let Some(length) = header("content-length") {
+        let length: usize = std::str::from_utf8(length)
+            .ok()
+            .and_then(|l| l.trim().parse().ok())
+            .ok_or_else(|| invalid("length"))?;
+        return Ok((rest.len() >= length).then(|| (status, rest[..length].to_vec())));
+    }
+    if header("transfer-encoding").is_some_and(|value| value.eq_ignore_ascii_case(b"chunked")) {
+        let mut body = Vec::new();
+        let mut at = 0;
+        loop {
+            let Some(line_end) = rest[at..].windows(2).position(|w| w == b"\r\n") else { return Ok(None) };
+            let size = std::str::from_utf8(&rest[at..at + line_end])
+                .ok()
+                .and_then(|line| usize::from_str_radix(line.split(';').next()?.trim(), 16).ok())
+                .ok_or_else(|| invalid("chunk size"))?;
+            let data = at + line_end + 2;
+            if rest.len() < data + size + 2 {
+                return Ok(None);
+            }
+            if size == 0 {
+                return Ok(Some((status, body)));
+            }
+            body.extend_from_slice(&rest[data..data + size]);
+            at = data + size + 2;
+        }
+    }
+    Ok(Some((status, Vec::new())))
+}
+
+/// One POST with a bearer credential and a JSON body, as bytes on the wire.
+pub fn post_bytes(host: &str, path: &str, bearer: &str, body: &str) -> Vec<u8> {
+    format!(
+        "POST {path} HTTP/1.1\r\nhost: {host}\r\nauthorization: Bearer {bearer}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// The outcome of a raw answer (see `outcome_of`).
+pub fn outcome_of_answer(answer: &std::io::Result<(u16, Vec<u8>)>) -> Outcome {
+    match answer {
+        Ok((status, body)) => outcome_of(
+            reqwest::StatusCode::from_u16(*status).unwrap_or(reqwest::StatusCode::IM_A_TEAPOT),
+            &String::from_utf8_lossy(body),
+        ),
+        Err(error) => outcome_of(reqwest::StatusCode::IM_A_TEAPOT, &error.to_string()),
     }
 }

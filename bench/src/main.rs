@@ -73,12 +73,15 @@ enum Command {
         #[command(flatten)]
         load: Load,
     },
-    /// The in-process ledger API alone (no HTTP): a quick loop for profiling.
+    /// The spend loops alone, for profiling between full runs: the in-process
+    /// ledger API, or with `--http` the release server (spread, hot, hold+capture).
     Spend {
         #[command(flatten)]
         common: Common,
         #[command(flatten)]
         load: Load,
+        #[arg(long)]
+        http: bool,
     },
     /// Bursts of spends and holds against a balance that affords a tenth of them.
     Races {
@@ -126,7 +129,7 @@ fn main() {
     let code = runtime.block_on(async {
         match cli.command {
             Command::Perf { common, rounds, load } => perf::run(&common, rounds, &load).await,
-            Command::Spend { common, load } => perf::spend(&common, &load).await,
+            Command::Spend { common, load, http } => perf::spend(&common, &load, http).await,
             Command::Races { common, rounds, instances, burst } => {
                 reliability::races(&common, rounds, instances, burst).await
             }

@@ -5,7 +5,7 @@
 
 use crate::ceiling::{self, Ceiling};
 use crate::keys::Keys;
-use crate::load::{self, closed_loop, outcome_of, LoadResult, Outcome};
+use crate::load::{self, closed_loop, closed_loop_with, Http1, LoadResult, Outcome};
 use crate::server::{Server, ADMIN};
 use crate::{Backend, Common};
 use serde_json::{json, Value};
@@ -55,14 +55,14 @@ pub async fn run(common: &Common, rounds: usize, load: &crate::Load) -> i32 {
         phase("ceiling-spread");
         let spread_db = ceiling_rate(common, &ceiling_db, &work, users as i64, conns, duration);
         phase("http-spread");
-        let spread_http = deduct(&client, &server, tokens.clone(), conns, duration).await;
+        let spread_http = deduct(&server, tokens.clone(), conns, duration).await;
         phase("ceiling-hot");
         let hot_db = ceiling_rate(common, &ceiling_db, &work, 1, conns, duration);
         phase("http-hot");
-        let hot_http = deduct(&client, &server, Arc::new(vec![hot_token.clone()]), conns, duration).await;
+        let hot_http = deduct(&server, Arc::new(vec![hot_token.clone()]), conns, duration).await;
         hot_spent += hot_http.ok;
         phase("hold-capture");
-        let holds = hold_capture(&client, &server, &api_key, &user_ids, conns, duration).await;
+        let holds = hold_capture(&server, &api_key, &user_ids, conns, duration).await;
         for (name, result) in [("deduct", &spread_http), ("deduct-hot", &hot_http), ("hold+capture", &holds)]
         {
             assert_eq!(result.errors, 0, "{name}: {} errors", result.errors);
@@ -180,81 +180,77 @@ async fn fund(client: &reqwest::Client, server: &Server, tokens: &[String], user
     .await;
 }
 
-async fn deduct(
-    client: &reqwest::Client,
-    server: &Server,
-    tokens: Arc<Vec<String>>,
-    conns: usize,
-    duration: Duration,
-) -> LoadResult {
-    let (client, url) = (client.clone(), format!("{}/api/credits", server.base));
-    closed_loop(conns, duration, move |worker, iteration| {
-        let index = (worker + iteration as usize * conns) % tokens.len();
-        let request = client
-            .post(&url)
-            .bearer_auth(&tokens[index])
-            .header("content-type", "application/json")
-            .body(r#"{"action":"deduct","amount":1}"#);
-        async move {
-            match request.send().await {
-                Ok(response) => {
-                    let status = response.status();
-                    let body = response.text().await.unwrap_or_default();
-                    outcome_of(status, &body)
-                }
-                Err(error) => outcome_of(reqwest::StatusCode::IM_A_TEAPOT, &error.to_string()),
+async fn deduct(server: &Server, tokens: Arc<Vec<String>>, conns: usize, duration: Duration) -> LoadResult {
+    let host = format!("127.0.0.1:{}", server.port);
+    let requests: Arc<Vec<Vec<u8>>> = Arc::new(
+        tokens
+            .iter()
+            .map(|token| load::post_bytes(&host, "/api/credits", token, r#"{"action":"deduct","amount":1}"#))
+            .collect(),
+    );
+    let addr = host.parse().expect("address");
+    closed_loop_with(
+        conns,
+        duration,
+        |_| Http1::new(addr),
+        move |mut connection, worker, iteration| {
+            let requests = requests.clone();
+            async move {
+                let index = (worker + iteration as usize * conns) % requests.len();
+                let answer = connection.send(&requests[index]).await;
+                (connection, load::outcome_of_answer(&answer))
             }
-        }
-    })
+        },
+    )
     .await
 }
 
 async fn hold_capture(
-    client: &reqwest::Client,
     server: &Server,
     api_key: &str,
     users: &[String],
     conns: usize,
     duration: Duration,
 ) -> LoadResult {
-    let (client, base, key) = (client.clone(), server.base.clone(), api_key.to_string());
-    let users = Arc::new(users.to_vec());
-    closed_loop(conns, duration, move |worker, iteration| {
-        let user = users[(worker + iteration as usize * conns) % users.len()].clone();
-        let (client, base, key) = (client.clone(), base.clone(), key.clone());
-        async move {
-            let hold = client
-                .post(format!("{base}/api/holds"))
-                .bearer_auth(&key)
-                .json(&json!({"userId": user, "amount": 1}))
-                .send()
-                .await;
-            let Ok(hold) = hold else { return Outcome::Error };
-            let status = hold.status();
-            let body = hold.text().await.unwrap_or_default();
-            if outcome_of(status, &body) != Outcome::Ok {
-                return outcome_of(status, &body);
-            }
-            let id = serde_json::from_str::<Value>(&body)
-                .ok()
-                .and_then(|v| v["holdId"].as_str().map(String::from));
-            let Some(id) = id else { return Outcome::Error };
-            match client
-                .post(format!("{base}/api/holds/{id}/capture"))
-                .bearer_auth(&key)
-                .header("content-type", "application/json")
-                .body("{}")
-                .send()
-                .await
-            {
-                Ok(response) => {
-                    let status = response.status();
-                    outcome_of(status, &response.text().await.unwrap_or_default())
+    let host = format!("127.0.0.1:{}", server.port);
+    let holds: Arc<Vec<Vec<u8>>> = Arc::new(
+        users
+            .iter()
+            .map(|user| {
+                load::post_bytes(
+                    &host,
+                    "/api/holds",
+                    api_key,
+                    &json!({"userId": user, "amount": 1}).to_string(),
+                )
+            })
+            .collect(),
+    );
+    let (addr, key) = (host.parse().expect("address"), api_key.to_string());
+    closed_loop_with(
+        conns,
+        duration,
+        |_| Http1::new(addr),
+        move |mut connection, worker, iteration| {
+            let (holds, host, key) = (holds.clone(), host.clone(), key.clone());
+            async move {
+                let index = (worker + iteration as usize * conns) % holds.len();
+                let hold = connection.send(&holds[index]).await;
+                let outcome = load::outcome_of_answer(&hold);
+                let Ok((_, body)) = hold else { return (connection, outcome) };
+                if outcome != Outcome::Ok {
+                    return (connection, outcome);
                 }
-                Err(_) => Outcome::Error,
+                let id = serde_json::from_slice::<Value>(&body)
+                    .ok()
+                    .and_then(|v| v["holdId"].as_str().map(String::from));
+                let Some(id) = id else { return (connection, Outcome::Error) };
+                let capture = load::post_bytes(&host, &format!("/api/holds/{id}/capture"), &key, "{}");
+                let answer = connection.send(&capture).await;
+                (connection, load::outcome_of_answer(&answer))
             }
-        }
-    })
+        },
+    )
     .await
 }
 
@@ -274,6 +270,7 @@ async fn in_process(
         let principals: Arc<Vec<credits::auth::Principal>> =
             Arc::new(set.iter().map(|id| credits::auth::Principal::user(id, None, None, false)).collect());
         let (service, body) = (service.clone(), Arc::new(body.clone()));
+        let cpu = crate::server::cpu_secs("self");
         let result = closed_loop(conns, duration, move |worker, iteration| {
             let principal = principals[(worker + iteration as usize * conns) % principals.len()].clone();
             let (service, body) = (service.clone(), body.clone());
@@ -289,8 +286,10 @@ async fn in_process(
             }
         })
         .await;
+        let cpu_us = (crate::server::cpu_secs("self") - cpu) * 1e6 / result.ok.max(1) as f64;
         out.push(
-            json!({"rate": result.rate(), "p99_ms": result.percentile_ms(0.99), "errors": result.errors}),
+            json!({"rate": result.rate(), "p99_ms": result.percentile_ms(0.99), "errors": result.errors,
+                        "cpu_us_per_spend": cpu_us}),
         );
     }
     (out[0].clone(), out[1].clone())
@@ -310,9 +309,12 @@ async fn in_process_service(database_url: &str, keys: &Keys) -> credits::service
     credits_server::build_service(&config, db).expect("service")
 }
 
-/// `credits-bench spend`: funds the users in-process, then runs the
-/// in-process spread and hot phases once (for profiling between full runs).
-pub async fn spend(common: &Common, load: &crate::Load) -> i32 {
+/// `credits-bench spend`: funds the users, then runs the spread and hot
+/// phases once (and hold+capture over HTTP), for profiling between full runs.
+pub async fn spend(common: &Common, load: &crate::Load, http: bool) -> i32 {
+    if http {
+        return spend_http(common, load).await;
+    }
     let crate::Load { secs, users, conns } = *load;
     let keys = Keys::generate();
     let database_url = common.fresh_database("spend").await;
@@ -328,6 +330,44 @@ pub async fn spend(common: &Common, load: &crate::Load) -> i32 {
     let (spread, hot) =
         in_process(&database_url, &keys, &user_ids, "bench_hot", conns, Duration::from_secs(secs)).await;
     println!("{}", json!({"backend": common.name(), "spread": spread, "hot": hot}));
+    0
+}
+
+async fn spend_http(common: &Common, load: &crate::Load) -> i32 {
+    let crate::Load { secs, users, conns } = *load;
+    let duration = Duration::from_secs(secs);
+    let keys = Keys::generate();
+    let database_url = common.fresh_database("spend").await;
+    let launch = common.launch(&database_url, &keys, "");
+    let server = launch.start("spend").await;
+    let client = load::client(conns);
+    let user_ids: Vec<String> = (0..users).map(|i| format!("bench_user_{i}")).collect();
+    let tokens: Arc<Vec<String>> = Arc::new(user_ids.iter().map(|id| keys.token(id, 7200)).collect());
+    let hot_token = keys.token("bench_hot", 7200);
+    let admin_token = keys.token(ADMIN, 7200);
+    fund(&client, &server, &tokens, &user_ids, &admin_token).await;
+    fund(&client, &server, std::slice::from_ref(&hot_token), &["bench_hot".to_string()], &admin_token).await;
+    let (code, out) = launch.cli(&["apikey", "create", "--name", "bench"]);
+    assert_eq!(code, 0, "apikey create");
+    let api_key = serde_json::from_str::<Value>(&out).unwrap()["key"].as_str().unwrap().to_string();
+    let mut figures = serde_json::Map::new();
+    for phase in ["spread", "hot", "hold+capture"] {
+        eprintln!("  phase {phase}");
+        let cpu = server.cpu_secs();
+        let result = match phase {
+            "spread" => deduct(&server, tokens.clone(), conns, duration).await,
+            "hot" => deduct(&server, Arc::new(vec![hot_token.clone()]), conns, duration).await,
+            _ => hold_capture(&server, &api_key, &user_ids, conns, duration).await,
+        };
+        figures.insert(
+            phase.into(),
+            json!({"rate": result.rate(), "p99_ms": result.percentile_ms(0.99), "errors": result.errors,
+                   "server_cpu_us_per_spend": (server.cpu_secs() - cpu) * 1e6 / result.ok.max(1) as f64}),
+        );
+    }
+    let peak_rss_mb = server.status_kb("VmHWM") as f64 / 1024.0;
+    server.stop();
+    println!("{}", json!({"backend": common.name(), "http": figures, "peak_rss_mb": peak_rss_mb}));
     0
 }
 

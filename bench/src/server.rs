@@ -97,6 +97,11 @@ impl Server {
             .unwrap_or(0)
     }
 
+    /// CPU time the server has used so far (user + system), in seconds.
+    pub fn cpu_secs(&self) -> f64 {
+        cpu_secs(&self.pid().to_string())
+    }
+
     pub fn open_files(&self) -> usize {
         std::fs::read_dir(format!("/proc/{}/fd", self.pid())).map(|dir| dir.count()).unwrap_or(0)
     }
@@ -117,4 +122,15 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// CPU time (user + system) a process (`"self"` or a pid) has used so far, in seconds.
+pub fn cpu_secs(pid: &str) -> f64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // After the command name (which ends at the last ')'), utime and stime are the 12th and 13th fields.
+    let fields: Vec<&str> =
+        text.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("").split_whitespace().collect();
+    let ticks: u64 =
+        fields.get(11..13).map(|t| t.iter().filter_map(|v| v.parse::<u64>().ok()).sum()).unwrap_or(0);
+    ticks as f64 / 100.0
 }

@@ -469,7 +469,26 @@ impl crate::group_commit::Job for ChangeJob {
         })
     }
 
-    fn plain_spend_applied(&self) -> Option<Changed> {
+    fn plain_spends_applied<'c>(
+        jobs: Vec<&'c Self>,
+        conn: &'c mut AnyConnection,
+    ) -> crate::group_commit::BoxFuture<'c, Result<Vec<Changed>, ServiceError>> {
+        Box::pin(async move {
+            let mut users: Vec<&str> = jobs.iter().map(|job| job.target.as_str()).collect();
+            users.sort_unstable();
+            users.dedup();
+            let snapshots = view::snapshots(conn, &users, crate::db::now_ms()).await?;
+            jobs.iter()
+                .map(|job| {
+                    let snapshot = snapshots.get(&job.target).ok_or(LedgerError::NoAccount)?;
+                    let value = view::view(snapshot, job.service.inner.settings.cost_per_video);
+                    Ok(Changed::Answered(Replayable { value, replayed: false }))
+                })
+                .collect()
+        })
+    }
+
+    fn plain_spend_committed(&self) -> Option<Changed> {
         Some(Changed::Committed(self.target.clone()))
     }
 }

@@ -109,14 +109,32 @@ async fn batched_spends_end_as_if_one_at_a_time(backend: Backend) {
         users.iter().flat_map(|(user, _, _)| std::iter::repeat_n((user.clone(), token(user)), 12)).collect();
     let owners: Vec<&String> = bearers.iter().map(|(user, _)| user).collect();
     let futures = bearers.iter().map(|(_, bearer)| app.post_json("/api/credits", Some(bearer), &body, None));
-    let responses = join_all(futures).await;
+    let mut responses = Vec::new();
+    for response in join_all(futures).await {
+        let status = response.status();
+        responses.push((status, response.json::<Value>().await.unwrap_or_default()));
+    }
     for (user, balance, expected_ok) in &users {
         let statuses: Vec<StatusCode> = owners
             .iter()
             .zip(&responses)
             .filter(|(owner, _)| **owner == user)
-            .map(|(_, response)| response.status())
+            .map(|(_, (status, _))| *status)
             .collect();
+        // Each accepted spend is answered with its own user's view, read after
+        // that spend was written: at least its 10 credits lower, a spend on top.
+        let final_remaining = balance - 10 * *expected_ok as i64;
+        for (_, (_, answer)) in owners
+            .iter()
+            .zip(&responses)
+            .filter(|(owner, (status, _))| **owner == user && *status == StatusCode::OK)
+        {
+            assert_eq!(answer["userId"], json!(user), "{answer}");
+            let remaining = answer["credits"]["remaining"].as_i64().unwrap();
+            assert!((final_remaining..=balance - 10).contains(&remaining), "{user}: {answer}");
+            assert_eq!(answer["recent"][0]["kind"], "spend", "{answer}");
+            assert_eq!(answer["recent"][0]["balanceAfter"], json!(remaining), "{answer}");
+        }
         let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
         let refused = statuses.iter().filter(|s| **s == StatusCode::PAYMENT_REQUIRED).count();
         assert_eq!((ok, refused), (*expected_ok, 12 - expected_ok), "{user}: {statuses:?}");

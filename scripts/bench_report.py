@@ -40,7 +40,11 @@ w("The driver is `bench/` (`credits-bench perf`): it starts the release binary a
   "conditional `UPDATE … WHERE remaining >= 1` plus a ledger `INSERT`, one spend per transaction — "
   "`pgbench -c 64 -j 2 -M prepared` with a custom script on PostgreSQL; on SQLite a bare loop "
   "(rusqlite, same pragmas), the better of 64 threads and 1 thread. Fixed-rate latency and page "
-  "throughput use `oha` (cargo install oha).\n")
+  "throughput use `oha` (cargo install oha). The spend loops (each request with its own user's "
+  "session token, or hold then capture with the returned id) use the driver's own closed-loop "
+  "HTTP/1.1 client (`bench/src/load.rs`, `Http1`): 64 keep-alive connections, each request written "
+  "as prebuilt bytes and each answer read only as far as its status and body, so that the load "
+  "generator takes as little as possible of the two cores it shares with the server.\n")
 
 targets = []
 for backend, p in perf.items():

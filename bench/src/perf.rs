@@ -31,18 +31,8 @@ pub async fn run(common: &Common, rounds: usize, load: &crate::Load) -> i32 {
         first_startup
     );
 
-    let client = load::client(conns);
-    let user_ids: Vec<String> = (0..users).map(|i| format!("bench_user_{i}")).collect();
-    let hot_user = "bench_hot".to_string();
-    let tokens: Arc<Vec<String>> = Arc::new(user_ids.iter().map(|id| keys.token(id, 7200)).collect());
-    let hot_token = keys.token(&hot_user, 7200);
-    let admin_token = keys.token(ADMIN, 7200);
-    fund(&client, &server, &tokens, &user_ids, &admin_token).await;
-    fund(&client, &server, std::slice::from_ref(&hot_token), std::slice::from_ref(&hot_user), &admin_token)
-        .await;
-    let (code, out) = launch.cli(&["apikey", "create", "--name", "bench"]);
-    assert_eq!(code, 0, "apikey create");
-    let api_key = serde_json::from_str::<Value>(&out).unwrap()["key"].as_str().unwrap().to_string();
+    let Funded { client, user_ids, hot_user, tokens, hot_token, api_key } =
+        Funded::new(&launch, &server, &keys, users, conns).await;
 
     let ceiling_db = common.fresh_database("ceiling").await;
     let work = common.work_dir.clone();
@@ -153,6 +143,47 @@ fn ceiling_rate(
             ceiling::pg_prepare(database_url, accounts);
             ceiling::pgbench(database_url, work, accounts, conns, duration)
         }
+    }
+}
+
+/// What every spend measurement starts from: `users` funded users and a hot
+/// one with their session tokens, and an API key (for hold+capture).
+struct Funded {
+    client: reqwest::Client,
+    user_ids: Vec<String>,
+    hot_user: String,
+    tokens: Arc<Vec<String>>,
+    hot_token: String,
+    api_key: String,
+}
+
+impl Funded {
+    async fn new(
+        launch: &crate::server::Launch,
+        server: &Server,
+        keys: &Keys,
+        users: usize,
+        conns: usize,
+    ) -> Self {
+        let client = load::client(conns);
+        let user_ids: Vec<String> = (0..users).map(|i| format!("bench_user_{i}")).collect();
+        let hot_user = "bench_hot".to_string();
+        let tokens: Arc<Vec<String>> = Arc::new(user_ids.iter().map(|id| keys.token(id, 7200)).collect());
+        let hot_token = keys.token(&hot_user, 7200);
+        let admin_token = keys.token(ADMIN, 7200);
+        fund(&client, server, &tokens, &user_ids, &admin_token).await;
+        fund(
+            &client,
+            server,
+            std::slice::from_ref(&hot_token),
+            std::slice::from_ref(&hot_user),
+            &admin_token,
+        )
+        .await;
+        let (code, out) = launch.cli(&["apikey", "create", "--name", "bench"]);
+        assert_eq!(code, 0, "apikey create");
+        let api_key = serde_json::from_str::<Value>(&out).unwrap()["key"].as_str().unwrap().to_string();
+        Self { client, user_ids, hot_user, tokens, hot_token, api_key }
     }
 }
 
@@ -340,16 +371,8 @@ async fn spend_http(common: &Common, load: &crate::Load) -> i32 {
     let database_url = common.fresh_database("spend").await;
     let launch = common.launch(&database_url, &keys, "");
     let server = launch.start("spend").await;
-    let client = load::client(conns);
-    let user_ids: Vec<String> = (0..users).map(|i| format!("bench_user_{i}")).collect();
-    let tokens: Arc<Vec<String>> = Arc::new(user_ids.iter().map(|id| keys.token(id, 7200)).collect());
-    let hot_token = keys.token("bench_hot", 7200);
-    let admin_token = keys.token(ADMIN, 7200);
-    fund(&client, &server, &tokens, &user_ids, &admin_token).await;
-    fund(&client, &server, std::slice::from_ref(&hot_token), &["bench_hot".to_string()], &admin_token).await;
-    let (code, out) = launch.cli(&["apikey", "create", "--name", "bench"]);
-    assert_eq!(code, 0, "apikey create");
-    let api_key = serde_json::from_str::<Value>(&out).unwrap()["key"].as_str().unwrap().to_string();
+    let Funded { user_ids, tokens, hot_token, api_key, .. } =
+        Funded::new(&launch, &server, &keys, users, conns).await;
     let mut figures = serde_json::Map::new();
     for phase in ["spread", "hot", "hold+capture"] {
         eprintln!("  phase {phase}");

@@ -43,9 +43,9 @@ pub trait Job: Send + Sync + 'static {
         None
     }
     /// The outputs of the plain spends a batch applied (`jobs`, in batch
-    /// order), or `None` to have them answered after the commit instead
-    /// (`plain_spend_committed`). Runs inside the batch's transaction, after
-    /// its writes and before its commit, where it reads what they left.
+    /// order), read inside the batch's transaction, after its writes and
+    /// before its commit (SQLite; see `run_together`). PostgreSQL batches
+    /// answer with `plain_spend_committed` instead.
     fn plain_spends_applied<'c>(
         jobs: Vec<&'c Self>,
         conn: &'c mut AnyConnection,

@@ -20,7 +20,10 @@
 //! a batch is whatever queued while the previous one was committing, so a lone
 //! request waits for nobody.
 
+use crate::holds::batch::HoldOp;
+use crate::holds::Hold;
 use crate::ledger::batch::PlainSpend;
+use crate::ledger::Figures;
 use crate::service::ServiceError;
 use sqlx::{AnyConnection, AnyPool};
 use std::any::Any;
@@ -61,6 +64,18 @@ pub trait Job: Send + Sync + 'static {
     fn plain_spend_committed(&self) -> Option<Self::Output> {
         None
     }
+    /// A plain hold request (a creation or a full capture, nothing to store
+    /// besides the ledger's rows), which a batch of nothing but such requests
+    /// applies set-wise (`holds::batch`).
+    fn plain_hold(&self) -> Option<HoldOp<'_>> {
+        None
+    }
+    /// The output of a plain hold request the batch applied: the hold as it
+    /// now is, and the account's figures right after it.
+    fn plain_hold_applied(&self, hold: Hold, figures: Figures) -> Option<Self::Output> {
+        let _ = (hold, figures);
+        None
+    }
 }
 
 type Reply = oneshot::Sender<Result<Box<dyn Any + Send>, ServiceError>>;
@@ -73,6 +88,8 @@ trait ErasedJob: Send + Sync {
     ) -> BoxFuture<'c, Result<Box<dyn Any + Send>, ServiceError>>;
     fn plain_spend(&self) -> Option<PlainSpend<'_>>;
     fn plain_spend_committed(&self) -> Option<Box<dyn Any + Send>>;
+    fn plain_hold(&self) -> Option<HoldOp<'_>>;
+    fn plain_hold_applied(&self, hold: Hold, figures: Figures) -> Option<Box<dyn Any + Send>>;
     fn as_any(&self) -> &dyn Any;
     /// `Job::plain_spends_applied` for a batch of jobs of this job's type.
     fn plain_spends_applied_erased<'c>(
@@ -97,6 +114,12 @@ impl<J: Job> ErasedJob for J {
     }
     fn plain_spend_committed(&self) -> Option<Box<dyn Any + Send>> {
         Job::plain_spend_committed(self).map(|value| Box::new(value) as Box<dyn Any + Send>)
+    }
+    fn plain_hold(&self) -> Option<HoldOp<'_>> {
+        Job::plain_hold(self)
+    }
+    fn plain_hold_applied(&self, hold: Hold, figures: Figures) -> Option<Box<dyn Any + Send>> {
+        Job::plain_hold_applied(self, hold, figures).map(|value| Box::new(value) as Box<dyn Any + Send>)
     }
     fn as_any(&self) -> &dyn Any {
         self
@@ -247,8 +270,20 @@ async fn run_together(pool: &AnyPool, sqlite: bool, batch: &[Queued]) -> Result<
             read_here = first.plain_spends_applied_erased(jobs, &mut tx).await?.into_iter();
         }
     }
+    // A batch of nothing but plain hold requests likewise (`holds::batch`).
+    let hold_ops: Vec<HoldOp<'_>> = batch.iter().filter_map(|queued| queued.job.plain_hold()).collect();
+    let mut held = if hold_ops.len() == batch.len() {
+        crate::holds::batch::apply(&mut tx, &hold_ops, !sqlite).await?
+    } else {
+        Vec::new()
+    };
     let mut answers = Vec::with_capacity(batch.len());
-    for (queued, applied) in batch.iter().zip(applied) {
+    for (index, (queued, applied)) in batch.iter().zip(applied).enumerate() {
+        if let Some((hold, figures)) = held.get_mut(index).and_then(Option::take) {
+            let output = queued.job.plain_hold_applied(hold, figures).expect("a plain hold has an output");
+            answers.push(Ok(output));
+            continue;
+        }
         if applied {
             let output = match read_here.next() {
                 Some(output) => output,

@@ -377,6 +377,7 @@ async fn spend_http(common: &Common, load: &crate::Load) -> i32 {
     for phase in ["spread", "hot", "hold+capture"] {
         eprintln!("  phase {phase}");
         let cpu = server.cpu_secs();
+        let batches = batch_sizes(&server).await;
         let result = match phase {
             "spread" => deduct(&server, tokens.clone(), conns, duration).await,
             "hot" => deduct(&server, Arc::new(vec![hot_token.clone()]), conns, duration).await,
@@ -385,13 +386,33 @@ async fn spend_http(common: &Common, load: &crate::Load) -> i32 {
         figures.insert(
             phase.into(),
             json!({"rate": result.rate(), "p99_ms": result.percentile_ms(0.99), "errors": result.errors,
-                   "server_cpu_us_per_spend": (server.cpu_secs() - cpu) * 1e6 / result.ok.max(1) as f64}),
+                   "server_cpu_us_per_spend": (server.cpu_secs() - cpu) * 1e6 / result.ok.max(1) as f64,
+                   "mean_batch": mean_batch(batches, batch_sizes(&server).await)}),
         );
     }
     let peak_rss_mb = server.status_kb("VmHWM") as f64 / 1024.0;
     server.stop();
     println!("{}", json!({"backend": common.name(), "http": figures, "peak_rss_mb": peak_rss_mb}));
     0
+}
+
+/// The group committer's batch-size histogram so far: (sum, count), from `/metrics`.
+async fn batch_sizes(server: &Server) -> (f64, f64) {
+    let text = reqwest::get(format!("{}/metrics", server.base))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let value = |name: &str| -> f64 {
+        text.lines().find_map(|line| line.strip_prefix(name)?.trim().parse().ok()).unwrap_or(0.0)
+    };
+    (value("group_commit_batch_size_sum"), value("group_commit_batch_size_count"))
+}
+
+/// Jobs per batch of more than one between two `batch_sizes` readings.
+fn mean_batch(before: (f64, f64), after: (f64, f64)) -> f64 {
+    (after.0 - before.0) / (after.1 - before.1).max(1.0)
 }
 
 /// Start-up to healthy on an existing database, the median of five starts.

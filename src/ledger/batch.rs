@@ -47,14 +47,7 @@ pub async fn apply_spends(
     let users: Vec<(&str, i64)> = totals.into_iter().collect();
     let totals = totals_json(&users);
     if postgres {
-        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-            format!(
-                "SELECT user_id FROM accounts WHERE user_id IN (SELECT t.user_id FROM ({}) AS t) \
-                 ORDER BY user_id FOR UPDATE",
-                table(true, "$1", &[("user_id", "text"), ("total", "bigint")])
-            )
-        });
-        sqlx::query(SQL.as_str()).bind(&totals).fetch_all(&mut *conn).await?;
+        lock_accounts(conn, &totals).await?;
     }
 
     // 1. Every account covered in full, debited by its total at once.
@@ -150,8 +143,23 @@ pub async fn apply_spends(
     Ok(applied)
 }
 
+/// PostgreSQL: locks the accounts of `totals` (as `totals_json` writes
+/// them) in user-id order, so that batches of several instances never wait
+/// on each other in a cycle.
+pub(crate) async fn lock_accounts(conn: &mut AnyConnection, totals: &str) -> Result<(), sqlx::Error> {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "SELECT user_id FROM accounts WHERE user_id IN (SELECT t.user_id FROM ({}) AS t) \
+             ORDER BY user_id FOR UPDATE",
+            table(true, "$1", &[("user_id", "text"), ("total", "bigint")])
+        )
+    });
+    sqlx::query(SQL.as_str()).bind(totals).fetch_all(&mut *conn).await?;
+    Ok(())
+}
+
 /// `[{"user_id": …, "total": …}, …]`: the batch's total per account.
-fn totals_json(users: &[(&str, i64)]) -> String {
+pub(crate) fn totals_json(users: &[(&str, i64)]) -> String {
     let rows: Vec<serde_json::Value> =
         users.iter().map(|(user, total)| json!({"user_id": user, "total": total})).collect();
     serde_json::Value::from(rows).to_string()
@@ -159,7 +167,7 @@ fn totals_json(users: &[(&str, i64)]) -> String {
 
 /// A table of the JSON array of objects in `param`, with these columns in
 /// array order (`ord`): `json_to_recordset` on PostgreSQL, `json_each` on SQLite.
-fn table(postgres: bool, param: &str, columns: &[(&str, &str)]) -> String {
+pub(crate) fn table(postgres: bool, param: &str, columns: &[(&str, &str)]) -> String {
     if postgres {
         let typed: Vec<String> = columns.iter().map(|(name, kind)| format!("{name} {kind}")).collect();
         let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
@@ -177,7 +185,7 @@ fn table(postgres: bool, param: &str, columns: &[(&str, &str)]) -> String {
 }
 
 /// One statement's text per engine, built once.
-fn cached(
+pub(crate) fn cached(
     postgres: bool,
     build: fn(bool) -> String,
     cell: &'static [std::sync::OnceLock<String>; 2],
@@ -258,7 +266,7 @@ fn draw_sql(postgres: bool) -> &'static str {
 }
 
 /// The grant draws of the spends whose grant covered them; `$1` the rows.
-fn draws_sql(postgres: bool) -> &'static str {
+pub(crate) fn draws_sql(postgres: bool) -> &'static str {
     static CELL: [std::sync::OnceLock<String>; 2] = [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
     cached(
         postgres,
@@ -279,7 +287,7 @@ fn draws_sql(postgres: bool) -> &'static str {
 
 /// Runs a statement (`$1` the time, `$2` the totals) that returns
 /// `(user_id, value)` rows, as a map.
-async fn per_user(
+pub(crate) async fn per_user(
     conn: &mut AnyConnection,
     sql: &str,
     now: i64,

@@ -4,6 +4,7 @@ use super::{claim_key, parse_key, store_response, CreditsService, ServiceError};
 use crate::auth::Principal;
 use crate::db::rfc3339;
 use crate::dto::HoldView;
+use crate::holds::batch::HoldOp;
 use crate::holds::{self, Hold, HoldError, Resolution};
 use crate::ledger::Figures;
 use crate::requests::{MAX_REASON_CHARS, MAX_USER_ID_BYTES};
@@ -241,5 +242,28 @@ impl crate::group_commit::Job for HoldJob {
         conn: &'c mut sqlx::AnyConnection,
     ) -> crate::group_commit::BoxFuture<'c, Result<Self::Output, ServiceError>> {
         Box::pin(self.run_in(conn))
+    }
+
+    fn plain_hold(&self) -> Option<HoldOp<'_>> {
+        if self.key.is_some() {
+            return None;
+        }
+        match &self.action {
+            HoldAction::Create { amount, ttl, reason } => Some(HoldOp::Create {
+                user_id: &self.target,
+                amount: *amount,
+                expires_at_ms: crate::db::now_ms() + ttl * 1000,
+                reason: reason.as_deref(),
+                actor: &self.scope,
+            }),
+            HoldAction::Resolve { hold_id, resolution: Resolution::Capture(None) } => {
+                Some(HoldOp::Capture { hold_id, user_id: &self.target, actor: &self.scope })
+            }
+            HoldAction::Resolve { .. } => None,
+        }
+    }
+
+    fn plain_hold_applied(&self, hold: Hold, figures: Figures) -> Option<Self::Output> {
+        Some(Some(super::Replayable { value: view(&hold, &figures), replayed: false }))
     }
 }

@@ -180,3 +180,165 @@ async fn holds_honour_idempotency_keys(backend: Backend) {
     let _ = ADMIN;
 }
 both!(holds_honour_idempotency_keys);
+
+/// Hold requests that arrive together are applied set-wise by the group
+/// committer (`holds::batch`). Every answer must still be what one request at
+/// a time would have given: each of a user's holds sees a different `held`,
+/// `remaining + held` is what the user started with, a short account lets
+/// exactly as many through as it affords; captures likewise, and a hold
+/// captured twice at once is captured once.
+async fn batched_holds_and_captures_end_as_if_one_at_a_time(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    // (user, starting balance, holds of 10 that must succeed out of 6)
+    let mut users: Vec<(String, i64, usize)> =
+        (0..4).map(|i| (unique(&format!("hbatch{i}")), 100, 6)).collect();
+    users.push((unique("hbatchshort"), 25, 2));
+    for (user, balance, _) in &users {
+        app.set_balance(user, *balance).await;
+    }
+    let body = json!({"amount": 10, "reason": "render"});
+    let asks: Vec<(String, String)> =
+        users.iter().flat_map(|(user, _, _)| std::iter::repeat_n((user.clone(), token(user)), 6)).collect();
+    let answers =
+        join_all(asks.iter().map(|(_, bearer)| post(&app, bearer, "/api/holds", body.clone()))).await;
+    let mut holds: Vec<(String, String)> = Vec::new();
+    for (user, balance, expected) in &users {
+        let mine: Vec<&(StatusCode, Value)> = asks
+            .iter()
+            .zip(&answers)
+            .filter(|((owner, _), _)| owner == user)
+            .map(|(_, answer)| answer)
+            .collect();
+        let ok: Vec<&Value> = mine.iter().filter(|(s, _)| *s == StatusCode::OK).map(|(_, v)| v).collect();
+        let refused = mine.iter().filter(|(s, _)| *s == StatusCode::PAYMENT_REQUIRED).count();
+        assert_eq!((ok.len(), refused), (*expected, 6 - expected), "{user}: {mine:?}");
+        let mut held: Vec<i64> = ok
+            .iter()
+            .map(|hold| {
+                assert_eq!(
+                    (hold["userId"].as_str(), hold["status"].as_str()),
+                    (Some(user.as_str()), Some("open"))
+                );
+                let (remaining, held) =
+                    (hold["credits"]["remaining"].as_i64().unwrap(), hold["held"].as_i64().unwrap());
+                assert_eq!(remaining + held, *balance, "{hold}");
+                held
+            })
+            .collect();
+        held.sort_unstable();
+        let one_at_a_time: Vec<i64> = (1..=*expected as i64).map(|n| 10 * n).collect();
+        assert_eq!(held, one_at_a_time, "{user}");
+        holds.extend(ok.iter().map(|hold| (user.clone(), hold["holdId"].as_str().unwrap().to_string())));
+    }
+
+    // Capture every hold, the first two twice at once.
+    let captures: Vec<&(String, String)> = holds.iter().chain(holds.iter().take(2)).collect();
+    let asks: Vec<(String, String)> =
+        captures.iter().map(|(user, id)| (token(user), format!("/api/holds/{id}/capture"))).collect();
+    let answers = join_all(asks.iter().map(|(bearer, path)| post(&app, bearer, path, json!({})))).await;
+    for (user, balance, expected) in &users {
+        let mut used = Vec::new();
+        for ((owner, id), (status, answer)) in captures.iter().map(|c| (&c.0, &c.1)).zip(&answers) {
+            if owner != user {
+                continue;
+            }
+            if *status == StatusCode::CONFLICT {
+                continue;
+            }
+            assert_eq!(*status, StatusCode::OK, "{answer}");
+            assert_eq!(
+                (answer["holdId"].as_str(), answer["status"].as_str()),
+                (Some(id.as_str()), Some("captured"))
+            );
+            assert_eq!((answer["captured"].as_i64(), answer["released"].as_i64()), (Some(10), Some(0)));
+            let (remaining, held) =
+                (answer["credits"]["remaining"].as_i64().unwrap(), answer["held"].as_i64().unwrap());
+            let spent = answer["credits"]["used"].as_i64().unwrap();
+            assert_eq!(
+                (remaining, held + spent),
+                (balance - 10 * *expected as i64, 10 * *expected as i64),
+                "{answer}"
+            );
+            used.push(spent);
+        }
+        used.sort_unstable();
+        let one_at_a_time: Vec<i64> = (1..=*expected as i64).map(|n| 10 * n).collect();
+        assert_eq!(used, one_at_a_time, "{user}");
+        let view = app.credits(user).await;
+        assert_eq!(
+            (view["held"].as_i64(), view["credits"]["used"].as_i64()),
+            (Some(0), Some(10 * *expected as i64))
+        );
+        let entries = app.all_entries(user).await;
+        let count = |kind: &str| entries.iter().filter(|e| e["kind"] == kind).count();
+        assert_eq!((count("hold"), count("capture")), (*expected, *expected), "{user}");
+    }
+    let conflicts = answers.iter().filter(|(status, _)| *status == StatusCode::CONFLICT).count();
+    assert_eq!(conflicts, 2, "each hold captured twice at once is captured once");
+    app.assert_consistent().await;
+}
+both!(batched_holds_and_captures_end_as_if_one_at_a_time);
+
+/// `holds::batch::apply` itself, on one batch: what it applies and what it
+/// leaves to run one at a time (an account short of credits, a hold named
+/// twice, an unknown or already captured hold).
+async fn a_hold_batch_applies_what_it_can_and_leaves_the_rest(backend: Backend) {
+    use credits::holds::batch::{apply, HoldOp};
+    let app = TestApp::spawn(backend).await;
+    let (rich, short) = (unique("hbrich"), unique("hbshort"));
+    app.set_balance(&rich, 100).await;
+    app.set_balance(&short, 5).await;
+    let earlier = hold(&app, &token(&rich), json!({"amount": 30, "reason": "earlier"})).await;
+    let captured = hold(&app, &token(&rich), json!({"amount": 10})).await;
+    let (status, _) = post(&app, &token(&rich), &format!("/api/holds/{captured}/capture"), json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    let expires = credits::db::now_ms() + 60_000;
+    let create = |user_id, amount| HoldOp::Create {
+        user_id,
+        amount,
+        expires_at_ms: expires,
+        reason: None,
+        actor: "t",
+    };
+    let ops = [
+        create(&rich, 20),
+        HoldOp::Capture { hold_id: &earlier, user_id: &rich, actor: "t" },
+        create(&short, 10),
+        create(&rich, 15),
+        HoldOp::Capture { hold_id: &earlier, user_id: &rich, actor: "t" },
+        HoldOp::Capture { hold_id: "hold_unknown", user_id: &rich, actor: "t" },
+        HoldOp::Capture { hold_id: &captured, user_id: &rich, actor: "t" },
+    ];
+    let db = app.service.db();
+    let postgres = backend == Backend::Postgres;
+    let mut tx =
+        if postgres { db.writer.begin().await } else { db.writer.begin_with("BEGIN IMMEDIATE").await }
+            .expect("a transaction");
+    let out = apply(&mut tx, &ops, postgres).await.expect("the batch applies");
+    tx.commit().await.expect("commit");
+    let applied: Vec<bool> = out.iter().map(Option::is_some).collect();
+    assert_eq!(applied, [true, true, false, true, false, false, false]);
+    // 100 - 30 - 10 = 60 remaining before; creations first, in batch order.
+    let (first, figures_1) = out[0].clone().unwrap();
+    let (second, figures_2) = out[3].clone().unwrap();
+    assert_eq!((first.amount, figures_1.remaining, figures_1.held), (20, 40, 50));
+    assert_eq!((second.amount, figures_2.remaining, figures_2.held), (15, 25, 65));
+    assert!(first.entry_id.is_some() && first.id != second.id);
+    // Then the capture of the earlier hold of 30.
+    let (resolved, figures_3) = out[1].clone().unwrap();
+    assert_eq!((resolved.status.as_str(), resolved.captured), ("captured", 30));
+    assert_eq!((figures_3.remaining, figures_3.held, figures_3.used), (25, 35, 40));
+    let view = app.credits(&rich).await;
+    assert_eq!((view["credits"]["remaining"].as_i64(), view["held"].as_i64()), (Some(25), Some(35)));
+    let view = app.credits(&short).await;
+    assert_eq!((view["credits"]["remaining"].as_i64(), view["held"].as_i64()), (Some(5), Some(0)));
+    // The new holds can be captured and released like any other.
+    let (status, answer) =
+        post(&app, &token(&rich), &format!("/api/holds/{}/release", second.id), json!({})).await;
+    assert_eq!((status, answer["credits"]["remaining"].as_i64()), (StatusCode::OK, Some(40)), "{answer}");
+    let (status, answer) =
+        post(&app, &token(&rich), &format!("/api/holds/{}/capture", first.id), json!({})).await;
+    assert_eq!((status, answer["credits"]["used"].as_i64()), (StatusCode::OK, Some(60)), "{answer}");
+    app.assert_consistent().await;
+}
+both!(a_hold_batch_applies_what_it_can_and_leaves_the_rest);

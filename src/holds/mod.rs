@@ -3,6 +3,8 @@
 //! matches an open hold, so capture, release and expiry racing on any number
 //! of processes leave exactly one winner; the losers see `Resolved`.
 
+pub mod batch;
+
 use crate::grants::GrantEffect;
 use crate::ledger::store::{self, EntryMeta, Guard, LedgerError};
 use crate::ledger::{Delta, Figures};
@@ -55,7 +57,7 @@ pub enum Resolution {
 const HOLD_COLUMNS: &str =
     "id, user_id, amount, captured, status, reason, created_at, expires_at, resolved_at, entry_id";
 
-fn hold_from_row(row: &sqlx::any::AnyRow) -> Result<Hold, sqlx::Error> {
+pub(crate) fn hold_from_row(row: &sqlx::any::AnyRow) -> Result<Hold, sqlx::Error> {
     Ok(Hold {
         id: row.try_get("id")?,
         user_id: row.try_get("user_id")?,
@@ -68,6 +70,11 @@ fn hold_from_row(row: &sqlx::any::AnyRow) -> Result<Hold, sqlx::Error> {
         resolved_at_ms: row.try_get("resolved_at")?,
         entry_id: row.try_get("entry_id")?,
     })
+}
+
+/// A new hold's id: `hold_` and 96 random bits in hex.
+pub(crate) fn new_id() -> String {
+    format!("hold_{}", hex::encode(rand::random::<[u8; 12]>()))
 }
 
 pub async fn load(conn: &mut AnyConnection, hold_id: &str) -> Result<Option<Hold>, sqlx::Error> {
@@ -86,7 +93,7 @@ pub async fn create(
     reason: Option<&str>,
     actor: &str,
 ) -> Result<(Hold, Figures), HoldError> {
-    let id = format!("hold_{}", hex::encode(rand::random::<[u8; 12]>()));
+    let id = new_id();
     let reference = format!("hold:{id}");
     let meta = EntryMeta { reason, reference: Some(&reference), actor, ..Default::default() };
     let now = crate::db::now_ms();

@@ -1,0 +1,498 @@
+//! Many hold creations and full captures in a few statements, as
+//! `ledger::batch` does for spends. A group-commit batch made only of plain
+//! hold requests (no Idempotency-Key; a creation, or a capture of the whole
+//! hold) is applied as if its creations ran first, one at a time in batch
+//! order, then its captures: every request of the batch was waiting for the
+//! batch's commit, so any order of them is one that could have happened.
+//!
+//! The rules stay those of `holds::create` and `holds::resolve`:
+//! - creations debit each account once by their total for it, in one
+//!   conditional UPDATE (active, no due grant, `remaining` covers the total);
+//!   an account that cannot cover them all is left untouched here;
+//! - a capture wins only an open, unexpired hold (`status = 'open' AND
+//!   expires_at > now` in the UPDATE that resolves it), so a hold resolves
+//!   exactly once however many requests race; a hold named twice in one batch
+//!   goes set-wise once;
+//! - each creation and capture gets its own ledger entry with the balance it
+//!   left, and its own grant draws (a capture moves exactly what its hold drew
+//!   from each grant from `held` to `used`).
+//!
+//! What is not applied here (an account short of credits, a grant due, a hold
+//! already resolved, expired or unknown) runs afterwards one request at a time
+//! in the same transaction, and so gets the usual answer or refusal.
+
+use super::Hold;
+use crate::grants::GrantEffect;
+use crate::ledger::batch::{cached, lock_accounts, per_user, table, totals_json};
+use crate::ledger::{Delta, EntryKind, Figures};
+use serde_json::json;
+use sqlx::{AnyConnection, Row};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// One plain hold request of a batch.
+#[derive(Debug, Clone, Copy)]
+pub enum HoldOp<'a> {
+    Create {
+        user_id: &'a str,
+        amount: i64,
+        expires_at_ms: i64,
+        reason: Option<&'a str>,
+        actor: &'a str,
+    },
+    /// Capture all of `hold_id`, whose owner is `user_id`.
+    Capture {
+        hold_id: &'a str,
+        user_id: &'a str,
+        actor: &'a str,
+    },
+}
+
+impl HoldOp<'_> {
+    fn user_id(&self) -> &str {
+        match self {
+            HoldOp::Create { user_id, .. } | HoldOp::Capture { user_id, .. } => user_id,
+        }
+    }
+}
+
+/// Applies what it can: at each op's index, the hold as it now is and the
+/// account's figures right after that op, or `None` when the op must run on
+/// its own afterwards.
+pub async fn apply(
+    conn: &mut AnyConnection,
+    ops: &[HoldOp<'_>],
+    postgres: bool,
+) -> Result<Vec<Option<(Hold, Figures)>>, sqlx::Error> {
+    let now = crate::db::now_ms();
+    let mut out: Vec<Option<(Hold, Figures)>> = vec![None; ops.len()];
+    if postgres {
+        let mut users: Vec<(&str, i64)> = ops.iter().map(|op| (op.user_id(), 0)).collect();
+        users.sort_unstable();
+        users.dedup();
+        lock_accounts(conn, &totals_json(&users)).await?;
+    }
+
+    // 1. Creations: each account debited once by its total, if it covers it.
+    let mut create_totals: BTreeMap<&str, i64> = BTreeMap::new();
+    for op in ops {
+        if let HoldOp::Create { user_id, amount, .. } = op {
+            *create_totals.entry(user_id).or_default() += amount;
+        }
+    }
+    let create_users: Vec<(&str, i64)> = create_totals.into_iter().collect();
+    let mut after_creates = if create_users.is_empty() {
+        HashMap::new()
+    } else {
+        figures_per_user(conn, create_debit_sql(postgres), now, &totals_json(&create_users)).await?
+    };
+    // Walking backwards from each account's figures after all its creations.
+    for (index, op) in ops.iter().enumerate().rev() {
+        let HoldOp::Create { user_id, amount, expires_at_ms, reason, .. } = *op else { continue };
+        let Some(figures) = after_creates.get_mut(user_id) else { continue };
+        let hold = Hold {
+            id: super::new_id(),
+            user_id: user_id.to_string(),
+            amount,
+            captured: 0,
+            status: "open".into(),
+            reason: reason.map(str::to_string),
+            created_at_ms: now,
+            expires_at_ms,
+            resolved_at_ms: None,
+            entry_id: None,
+        };
+        out[index] = Some((hold, *figures));
+        figures.remaining += amount;
+        figures.held -= amount;
+    }
+
+    // 2. Captures: each open, unexpired hold resolved once, then each
+    //    account's held credits moved to used by its total.
+    let mut named = HashSet::new();
+    let captures: Vec<(usize, &str)> = ops
+        .iter()
+        .enumerate()
+        .filter_map(|(index, op)| match op {
+            HoldOp::Capture { hold_id, .. } if named.insert(*hold_id) => Some((index, *hold_id)),
+            _ => None,
+        })
+        .collect();
+    if !captures.is_empty() {
+        let rows: Vec<serde_json::Value> = captures.iter().map(|(_, id)| json!({"hold_id": id})).collect();
+        let won: HashMap<String, Hold> = sqlx::query(capture_sql(postgres))
+            .bind(now)
+            .bind(serde_json::Value::from(rows).to_string())
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|row| super::hold_from_row(row).map(|hold| (hold.id.clone(), hold)))
+            .collect::<Result<_, _>>()?;
+        let mut capture_totals: BTreeMap<&str, i64> = BTreeMap::new();
+        for hold in won.values() {
+            *capture_totals.entry(hold.user_id.as_str()).or_default() += hold.captured;
+        }
+        let users: Vec<(&str, i64)> = capture_totals.into_iter().collect();
+        let mut after = if users.is_empty() {
+            HashMap::new()
+        } else {
+            figures_per_user(conn, capture_move_sql(postgres), now, &totals_json(&users)).await?
+        };
+        for &(index, hold_id) in captures.iter().rev() {
+            let Some(hold) = won.get(hold_id) else { continue };
+            let figures = after.get_mut(hold.user_id.as_str()).ok_or_else(|| {
+                sqlx::Error::Protocol(format!("the account of captured hold {hold_id} was not updated"))
+            })?;
+            out[index] = Some((hold.clone(), *figures));
+            figures.held += hold.captured;
+            figures.used -= hold.captured;
+        }
+    }
+
+    // 3. One entry per applied op: holds first, then captures, in batch order.
+    let creates =
+        || out.iter().enumerate().filter(|(i, a)| a.is_some() && matches!(ops[*i], HoldOp::Create { .. }));
+    let captured =
+        || out.iter().enumerate().filter(|(i, a)| a.is_some() && matches!(ops[*i], HoldOp::Capture { .. }));
+    let mut rows = Vec::new();
+    for (index, applied) in creates().chain(captured()) {
+        let (hold, figures) = applied.as_ref().expect("applied");
+        let (kind, delta) = match ops[index] {
+            HoldOp::Create { .. } => ("hold", Delta::hold(hold.amount)),
+            HoldOp::Capture { .. } => ("capture", Delta::capture(hold.captured)),
+        };
+        rows.push(
+            json!({"user_id": hold.user_id, "kind": kind, "amount": delta.remaining, "held": delta.held,
+            "used": delta.used, "balance_after": figures.remaining, "reason": hold.reason,
+            "reference": format!("hold:{}", hold.id), "actor": actor_of(&ops[index])}),
+        );
+    }
+    if rows.is_empty() {
+        return Ok(out);
+    }
+    // Within one statement each reference is one hold's: a hold created
+    // here cannot also be captured here (nobody knows its id yet).
+    let entry_ids: HashMap<String, i64> = sqlx::query(entries_sql(postgres))
+        .bind(now)
+        .bind(serde_json::Value::from(rows).to_string())
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get::<String, _>(1)?, row.try_get::<i64, _>(0)?)))
+        .collect::<Result<_, sqlx::Error>>()?;
+    let entry_of = |hold: &Hold| {
+        entry_ids
+            .get(&format!("hold:{}", hold.id))
+            .copied()
+            .ok_or_else(|| sqlx::Error::Protocol("a batched hold entry has no id".into()))
+    };
+
+    // 4. Grants of the creations: where an account's first live grant covers
+    //    its total, one UPDATE holds it there; other holds draw one by one.
+    let create_indexes: Vec<usize> = creates().map(|(index, _)| index).collect();
+    let capture_indexes: Vec<usize> = captured().map(|(index, _)| index).collect();
+    let mut draws = Vec::new();
+    if !create_indexes.is_empty() {
+        let drawn = per_user(conn, hold_draw_sql(postgres), now, &totals_json(&create_users)).await?;
+        for &index in &create_indexes {
+            let (hold, figures) = out[index].as_mut().expect("applied");
+            let entry_id = entry_of(hold)?;
+            hold.entry_id = Some(entry_id);
+            match drawn.get(&hold.user_id) {
+                Some(grant_id) => {
+                    draws.push(json!({"entry_id": entry_id, "grant_id": grant_id, "amount": hold.amount}))
+                }
+                None => {
+                    let delta = Delta::hold(hold.amount);
+                    let (user, remaining) = (hold.user_id.clone(), figures.remaining);
+                    crate::grants::on_entry(
+                        conn,
+                        &user,
+                        &delta,
+                        entry_id,
+                        &GrantEffect::Auto,
+                        remaining,
+                        now,
+                    )
+                    .await?;
+                }
+            }
+        }
+        if !draws.is_empty() {
+            sqlx::query(crate::ledger::batch::draws_sql(postgres))
+                .bind(serde_json::Value::from(std::mem::take(&mut draws)).to_string())
+                .execute(&mut *conn)
+                .await?;
+        }
+        let holds: Vec<serde_json::Value> = create_indexes
+            .iter()
+            .map(|&index| {
+                let (hold, _) = out[index].as_ref().expect("applied");
+                json!({"id": hold.id, "user_id": hold.user_id, "amount": hold.amount, "reason": hold.reason,
+                       "actor": actor_of(&ops[index]), "expires_at": hold.expires_at_ms, "entry_id": hold.entry_id})
+            })
+            .collect();
+        sqlx::query(insert_holds_sql(postgres))
+            .bind(now)
+            .bind(serde_json::Value::from(holds).to_string())
+            .execute(&mut *conn)
+            .await?;
+    }
+
+    // 5. Grants of the captures: what each hold drew moves from held to used,
+    //    and the capture entry records the same draws.
+    let moves: Vec<serde_json::Value> = capture_indexes
+        .iter()
+        .filter_map(|&index| {
+            let (hold, _) = out[index].as_ref().expect("applied");
+            let hold_entry = hold.entry_id?;
+            Some(entry_of(hold).map(|capture| json!({"hold_entry": hold_entry, "capture_entry": capture})))
+        })
+        .collect::<Result<_, _>>()?;
+    if !moves.is_empty() {
+        let moves = serde_json::Value::from(moves).to_string();
+        sqlx::query(capture_grants_sql(postgres)).bind(&moves).execute(&mut *conn).await?;
+        sqlx::query(capture_draws_sql(postgres)).bind(&moves).execute(&mut *conn).await?;
+    }
+
+    // 6. What each entry causes besides: notices, metrics, the trace.
+    for &index in create_indexes.iter().chain(&capture_indexes) {
+        let (hold, figures) = out[index].as_ref().expect("applied");
+        let (kind, delta) = match ops[index] {
+            HoldOp::Create { .. } => (EntryKind::Hold, Delta::hold(hold.amount)),
+            HoldOp::Capture { .. } => (EntryKind::Capture, Delta::capture(hold.captured)),
+        };
+        let span = tracing::info_span!("ledger.apply", user_id = %hold.user_id, kind = ?kind,
+            amount = delta.remaining, held = delta.held, used = delta.used, actor = actor_of(&ops[index]),
+            batched = true);
+        let _entered = span.enter();
+        crate::alerts::on_entry(conn, &hold.user_id, &delta, figures.remaining, now).await?;
+        crate::ledger::store::record_metrics(kind, &delta);
+        if kind == EntryKind::Hold {
+            metrics::counter!("credits_held_total").increment(hold.amount as u64);
+        } else {
+            metrics::counter!("credits_spent_total").increment(hold.captured as u64);
+            tracing::info!(hold_id = %hold.id, user_id = %hold.user_id, status = "captured",
+                captured = hold.captured, released = 0, "hold resolved");
+        }
+    }
+    Ok(out)
+}
+
+fn actor_of<'a>(op: &HoldOp<'a>) -> &'a str {
+    match *op {
+        HoldOp::Create { actor, .. } | HoldOp::Capture { actor, .. } => actor,
+    }
+}
+
+const FIGURES: &str =
+    "accounts.user_id, accounts.remaining, accounts.held, accounts.used, accounts.initial, \
+     accounts.bonus, accounts.adjustments, accounts.total";
+
+/// Runs a statement (`$1` the time, `$2` the totals) that returns each
+/// changed account's figures (`FIGURES`).
+async fn figures_per_user(
+    conn: &mut AnyConnection,
+    sql: &str,
+    now: i64,
+    totals: &str,
+) -> Result<HashMap<String, Figures>, sqlx::Error> {
+    sqlx::query(sql)
+        .bind(now)
+        .bind(totals)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|row| {
+            let figures = Figures {
+                remaining: row.try_get(1)?,
+                held: row.try_get(2)?,
+                used: row.try_get(3)?,
+                initial: row.try_get(4)?,
+                bonus: row.try_get(5)?,
+                adjustments: row.try_get(6)?,
+                total: row.try_get(7)?,
+            };
+            Ok((row.try_get::<String, _>(0)?, figures))
+        })
+        .collect()
+}
+
+type Cell = [std::sync::OnceLock<String>; 2];
+const fn cell() -> Cell {
+    [std::sync::OnceLock::new(), std::sync::OnceLock::new()]
+}
+
+/// Step 1: `remaining` to `held` for every account that covers its total; `$1` the time, `$2` the totals.
+fn create_debit_sql(postgres: bool) -> &'static str {
+    static CELL: Cell = cell();
+    cached(
+        postgres,
+        |postgres| {
+            format!(
+                "UPDATE accounts SET remaining = remaining - d.total, held = held + d.total, updated_at = $1 \
+                 FROM ({totals}) AS d \
+                 WHERE accounts.user_id = d.user_id AND accounts.status = 'active' \
+                 AND accounts.remaining >= d.total AND NOT {due} RETURNING {FIGURES}",
+                totals = table(postgres, "$2", &[("user_id", "text"), ("total", "bigint")]),
+                due = crate::grants::due_exists("accounts.user_id", "$1"),
+            )
+        },
+        &CELL,
+    )
+}
+
+/// Step 2: resolves the open, unexpired holds named in `$2` as captured in full at `$1`.
+fn capture_sql(postgres: bool) -> &'static str {
+    static CELL: Cell = cell();
+    cached(
+        postgres,
+        |postgres| {
+            format!(
+                "UPDATE holds SET status = 'captured', captured = amount, resolved_at = $1 \
+                 FROM ({rows}) AS r \
+                 WHERE holds.id = r.hold_id AND holds.status = 'open' AND holds.expires_at > $1 \
+                 RETURNING holds.id, holds.user_id, holds.amount, holds.captured, holds.status, holds.reason, \
+                 holds.created_at, holds.expires_at, holds.resolved_at, holds.entry_id",
+                rows = table(postgres, "$2", &[("hold_id", "text")]),
+            )
+        },
+        &CELL,
+    )
+}
+
+/// Step 2: `held` to `used` by each account's captured total; `$1` the time, `$2` the totals.
+fn capture_move_sql(postgres: bool) -> &'static str {
+    static CELL: Cell = cell();
+    cached(
+        postgres,
+        |postgres| {
+            format!(
+                "UPDATE accounts SET held = held - d.total, used = used + d.total, updated_at = $1 \
+                 FROM ({totals}) AS d WHERE accounts.user_id = d.user_id RETURNING {FIGURES}",
+                totals = table(postgres, "$2", &[("user_id", "text"), ("total", "bigint")]),
+            )
+        },
+        &CELL,
+    )
+}
+
+/// Step 3: one entry per row of `$2`, in its order, at `$1`; returns each entry's id and reference.
+fn entries_sql(postgres: bool) -> &'static str {
+    static CELL: Cell = cell();
+    cached(
+        postgres,
+        |postgres| {
+            format!(
+                "INSERT INTO ledger_entries (user_id, kind, amount, held_delta, used_delta, initial_delta, \
+                 bonus_delta, adjust_delta, balance_after, reason, reference, actor, created_at) \
+                 SELECT r.user_id, r.kind, r.amount, r.held, r.used, 0, 0, 0, r.balance_after, r.reason, \
+                 r.reference, r.actor, $1 FROM ({rows}) AS r ORDER BY r.ord \
+                 RETURNING id, reference",
+                rows = table(
+                    postgres,
+                    "$2",
+                    &[
+                        ("user_id", "text"),
+                        ("kind", "text"),
+                        ("amount", "bigint"),
+                        ("held", "bigint"),
+                        ("used", "bigint"),
+                        ("balance_after", "bigint"),
+                        ("reason", "text"),
+                        ("reference", "text"),
+                        ("actor", "text"),
+                    ]
+                ),
+            )
+        },
+        &CELL,
+    )
+}
+
+/// Step 4: holds each account's total in its first live grant where that
+/// grant covers it; `$1` the time, `$2` the totals.
+fn hold_draw_sql(postgres: bool) -> &'static str {
+    static CELL: Cell = cell();
+    cached(
+        postgres,
+        |postgres| {
+            format!(
+                "UPDATE grants SET remaining = remaining - d.total, held = held + d.total \
+                 FROM ({totals}) AS d \
+                 WHERE grants.id = (SELECT g.id FROM grants g WHERE g.user_id = d.user_id AND g.status = 'active' \
+                   AND g.remaining > 0 AND (g.expires_at IS NULL OR g.expires_at > $1) ORDER BY {order} LIMIT 1) \
+                 AND grants.remaining >= d.total \
+                 RETURNING grants.user_id, grants.id",
+                totals = table(postgres, "$2", &[("user_id", "text"), ("total", "bigint")]),
+                order = crate::grants::DRAW_ORDER,
+            )
+        },
+        &CELL,
+    )
+}
+
+/// Step 4: the new holds; `$1` the time, `$2` the rows.
+fn insert_holds_sql(postgres: bool) -> &'static str {
+    static CELL: Cell = cell();
+    cached(
+        postgres,
+        |postgres| {
+            format!(
+                "INSERT INTO holds (id, user_id, amount, status, reason, actor, created_at, expires_at, entry_id) \
+                 SELECT r.id, r.user_id, r.amount, 'open', r.reason, r.actor, $1, r.expires_at, r.entry_id \
+                 FROM ({rows}) AS r",
+                rows = table(
+                    postgres,
+                    "$2",
+                    &[
+                        ("id", "text"),
+                        ("user_id", "text"),
+                        ("amount", "bigint"),
+                        ("reason", "text"),
+                        ("actor", "text"),
+                        ("expires_at", "bigint"),
+                        ("entry_id", "bigint"),
+                    ]
+                ),
+            )
+        },
+        &CELL,
+    )
+}
+
+const MOVES: [(&str, &str); 2] = [("hold_entry", "bigint"), ("capture_entry", "bigint")];
+
+/// Step 5: what the captured holds drew, from `held` to `used`; `$1` the (hold entry, capture entry) rows.
+fn capture_grants_sql(postgres: bool) -> &'static str {
+    static CELL: Cell = cell();
+    cached(
+        postgres,
+        |postgres| {
+            format!(
+                "UPDATE grants SET held = held - x.amount, used = used + x.amount \
+                 FROM (SELECT d.grant_id, SUM(d.amount) AS amount FROM grant_draws d \
+                   JOIN ({rows}) AS r ON d.entry_id = r.hold_entry GROUP BY d.grant_id) AS x \
+                 WHERE grants.id = x.grant_id",
+                rows = table(postgres, "$1", &MOVES),
+            )
+        },
+        &CELL,
+    )
+}
+
+/// Step 5: each capture entry draws what its hold drew.
+fn capture_draws_sql(postgres: bool) -> &'static str {
+    static CELL: Cell = cell();
+    cached(
+        postgres,
+        |postgres| {
+            format!(
+                "INSERT INTO grant_draws (entry_id, grant_id, amount) \
+                 SELECT r.capture_entry, d.grant_id, d.amount FROM grant_draws d \
+                 JOIN ({rows}) AS r ON d.entry_id = r.hold_entry",
+                rows = table(postgres, "$1", &MOVES),
+            )
+        },
+        &CELL,
+    )
+}

@@ -84,7 +84,10 @@ impl Db {
     async fn open(url: &str, backend: Backend, options: AnyPoolOptions) -> Result<AnyPool, DbError> {
         let options = options.acquire_timeout(Duration::from_secs(10));
         let options = match backend {
-            Backend::Sqlite => options.after_connect(|conn, _meta| {
+            // An SQLite connection is a handle inside this process: it cannot
+            // go stale the way a network connection can, so no ping (a round
+            // trip to the connection's thread) before each use.
+            Backend::Sqlite => options.test_before_acquire(false).after_connect(|conn, _meta| {
                 Box::pin(async move {
                     conn.execute(SQLITE_PRAGMAS).await?;
                     Ok(())

@@ -6,7 +6,12 @@
 //!
 //! Each job still runs its own checks and its own conditional debit, in turn,
 //! inside the batch's transaction: a later job sees the earlier ones' writes,
-//! so the "check and debit are one statement" rule holds unchanged.
+//! so the "check and debit are one statement" rule holds unchanged. Two kinds
+//! of batch go faster: one made only of plain spends (`ledger::batch`) and one
+//! made only of plain hold creations and full captures (`holds::batch`) are
+//! applied set-wise, each account checked and debited once by the batch's
+//! total for it in one conditional statement; what they cannot apply that way
+//! then runs job by job as above.
 //!
 //! The rules for a job:
 //! - a job that refuses (402, 403, 409, …) leaves no write of its own behind

@@ -307,7 +307,30 @@ async fn run_together(pool: &AnyPool, sqlite: bool, batch: &[Queued]) -> Result<
     Ok(answers)
 }
 
+/// The start of an internal error's message when the database rolled the
+/// transaction back to break a deadlock or a serialization conflict
+/// (PostgreSQL 40P01, 40001): nothing was written, and the job may run again.
+pub(crate) const RETRYABLE: &str = "retryable: ";
+
+/// How many times a job alone runs when the database keeps rolling it back
+/// as a deadlock's victim.
+const ATTEMPTS: usize = 4;
+
 async fn run_alone(pool: &AnyPool, sqlite: bool, job: &dyn ErasedJob) -> Answer {
+    let mut attempt = 1;
+    loop {
+        let answer = run_alone_once(pool, sqlite, job).await;
+        match &answer {
+            Err(ServiceError::Internal(message)) if message.starts_with(RETRYABLE) && attempt < ATTEMPTS => {
+                tracing::warn!(%message, attempt, "rolled back by the database; running the job again");
+                attempt += 1;
+            }
+            _ => return answer,
+        }
+    }
+}
+
+async fn run_alone_once(pool: &AnyPool, sqlite: bool, job: &dyn ErasedJob) -> Answer {
     let mut tx = begin(pool, sqlite).await?;
     let answer = job.run_erased(&mut tx).await;
     if answer.is_ok() {

@@ -23,7 +23,9 @@
 
 use super::Hold;
 use crate::grants::GrantEffect;
-use crate::ledger::batch::{cached, lock_accounts, per_user, table, totals_json};
+use crate::ledger::batch::{
+    cached, first_grant_draw_sql, lock_accounts, per_user, statement_cell, table, totals_json, StatementCell,
+};
 use crate::ledger::{Delta, EntryKind, Figures};
 use serde_json::json;
 use sqlx::{AnyConnection, Row};
@@ -65,6 +67,33 @@ pub async fn apply(
 ) -> Result<Vec<Option<(Hold, Figures)>>, sqlx::Error> {
     let now = crate::db::now_ms();
     let mut out: Vec<Option<(Hold, Figures)>> = vec![None; ops.len()];
+
+    // 1. The holds to capture, each open and unexpired one resolved once.
+    //    This comes first, as in `holds::resolve` (the hold, then its
+    //    account), so a batch and a lone capture of the same hold on
+    //    PostgreSQL take their locks in the same order.
+    let mut named = HashSet::new();
+    let captures: Vec<(usize, &str)> = ops
+        .iter()
+        .enumerate()
+        .filter_map(|(index, op)| match op {
+            HoldOp::Capture { hold_id, .. } if named.insert(*hold_id) => Some((index, *hold_id)),
+            _ => None,
+        })
+        .collect();
+    let won: HashMap<String, Hold> = if captures.is_empty() {
+        HashMap::new()
+    } else {
+        let rows: Vec<serde_json::Value> = captures.iter().map(|(_, id)| json!({"hold_id": id})).collect();
+        sqlx::query(capture_sql(postgres))
+            .bind(now)
+            .bind(serde_json::Value::from(rows).to_string())
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|row| super::hold_from_row(row).map(|hold| (hold.id.clone(), hold)))
+            .collect::<Result<_, _>>()?
+    };
     if postgres {
         let mut users: Vec<(&str, i64)> = ops.iter().map(|op| (op.user_id(), 0)).collect();
         users.sort_unstable();
@@ -72,7 +101,7 @@ pub async fn apply(
         lock_accounts(conn, &totals_json(&users)).await?;
     }
 
-    // 1. Creations: each account debited once by its total, if it covers it.
+    // 2. Creations: each account debited once by its total, if it covers it.
     let mut create_totals: BTreeMap<&str, i64> = BTreeMap::new();
     for op in ops {
         if let HoldOp::Create { user_id, amount, .. } = op {
@@ -106,27 +135,8 @@ pub async fn apply(
         figures.held -= amount;
     }
 
-    // 2. Captures: each open, unexpired hold resolved once, then each
-    //    account's held credits moved to used by its total.
-    let mut named = HashSet::new();
-    let captures: Vec<(usize, &str)> = ops
-        .iter()
-        .enumerate()
-        .filter_map(|(index, op)| match op {
-            HoldOp::Capture { hold_id, .. } if named.insert(*hold_id) => Some((index, *hold_id)),
-            _ => None,
-        })
-        .collect();
-    if !captures.is_empty() {
-        let rows: Vec<serde_json::Value> = captures.iter().map(|(_, id)| json!({"hold_id": id})).collect();
-        let won: HashMap<String, Hold> = sqlx::query(capture_sql(postgres))
-            .bind(now)
-            .bind(serde_json::Value::from(rows).to_string())
-            .fetch_all(&mut *conn)
-            .await?
-            .iter()
-            .map(|row| super::hold_from_row(row).map(|hold| (hold.id.clone(), hold)))
-            .collect::<Result<_, _>>()?;
+    // 3. Captures: each account's held credits moved to used by its total.
+    if !won.is_empty() {
         let mut capture_totals: BTreeMap<&str, i64> = BTreeMap::new();
         for hold in won.values() {
             *capture_totals.entry(hold.user_id.as_str()).or_default() += hold.captured;
@@ -148,7 +158,7 @@ pub async fn apply(
         }
     }
 
-    // 3. One entry per applied op: holds first, then captures, in batch order.
+    // 4. One entry per applied op: holds first, then captures, in batch order.
     let creates =
         || out.iter().enumerate().filter(|(i, a)| a.is_some() && matches!(ops[*i], HoldOp::Create { .. }));
     let captured =
@@ -186,7 +196,7 @@ pub async fn apply(
             .ok_or_else(|| sqlx::Error::Protocol("a batched hold entry has no id".into()))
     };
 
-    // 4. Grants of the creations: where an account's first live grant covers
+    // 5. Grants of the creations: where an account's first live grant covers
     //    its total, one UPDATE holds it there; other holds draw one by one.
     let create_indexes: Vec<usize> = creates().map(|(index, _)| index).collect();
     let capture_indexes: Vec<usize> = captured().map(|(index, _)| index).collect();
@@ -238,7 +248,7 @@ pub async fn apply(
             .await?;
     }
 
-    // 5. Grants of the captures: what each hold drew moves from held to used,
+    // 6. Grants of the captures: what each hold drew moves from held to used,
     //    and the capture entry records the same draws.
     let moves: Vec<serde_json::Value> = capture_indexes
         .iter()
@@ -254,7 +264,7 @@ pub async fn apply(
         sqlx::query(capture_draws_sql(postgres)).bind(&moves).execute(&mut *conn).await?;
     }
 
-    // 6. What each entry causes besides: notices, metrics, the trace.
+    // 7. What each entry causes besides: notices, metrics, the trace.
     for &index in create_indexes.iter().chain(&capture_indexes) {
         let (hold, figures) = out[index].as_ref().expect("applied");
         let (kind, delta) = match ops[index] {
@@ -317,14 +327,9 @@ async fn figures_per_user(
         .collect()
 }
 
-type Cell = [std::sync::OnceLock<String>; 2];
-const fn cell() -> Cell {
-    [std::sync::OnceLock::new(), std::sync::OnceLock::new()]
-}
-
-/// Step 1: `remaining` to `held` for every account that covers its total; `$1` the time, `$2` the totals.
+/// Step 2: `remaining` to `held` for every account that covers its total; `$1` the time, `$2` the totals.
 fn create_debit_sql(postgres: bool) -> &'static str {
-    static CELL: Cell = cell();
+    static CELL: StatementCell = statement_cell();
     cached(
         postgres,
         |postgres| {
@@ -341,9 +346,9 @@ fn create_debit_sql(postgres: bool) -> &'static str {
     )
 }
 
-/// Step 2: resolves the open, unexpired holds named in `$2` as captured in full at `$1`.
+/// Step 1: resolves the open, unexpired holds named in `$2` as captured in full at `$1`.
 fn capture_sql(postgres: bool) -> &'static str {
-    static CELL: Cell = cell();
+    static CELL: StatementCell = statement_cell();
     cached(
         postgres,
         |postgres| {
@@ -360,9 +365,9 @@ fn capture_sql(postgres: bool) -> &'static str {
     )
 }
 
-/// Step 2: `held` to `used` by each account's captured total; `$1` the time, `$2` the totals.
+/// Step 3: `held` to `used` by each account's captured total; `$1` the time, `$2` the totals.
 fn capture_move_sql(postgres: bool) -> &'static str {
-    static CELL: Cell = cell();
+    static CELL: StatementCell = statement_cell();
     cached(
         postgres,
         |postgres| {
@@ -376,9 +381,9 @@ fn capture_move_sql(postgres: bool) -> &'static str {
     )
 }
 
-/// Step 3: one entry per row of `$2`, in its order, at `$1`; returns each entry's id and reference.
+/// Step 4: one entry per row of `$2`, in its order, at `$1`; returns each entry's id and reference.
 fn entries_sql(postgres: bool) -> &'static str {
-    static CELL: Cell = cell();
+    static CELL: StatementCell = statement_cell();
     cached(
         postgres,
         |postgres| {
@@ -409,31 +414,16 @@ fn entries_sql(postgres: bool) -> &'static str {
     )
 }
 
-/// Step 4: holds each account's total in its first live grant where that
+/// Step 5: holds each account's total in its first live grant where that
 /// grant covers it; `$1` the time, `$2` the totals.
 fn hold_draw_sql(postgres: bool) -> &'static str {
-    static CELL: Cell = cell();
-    cached(
-        postgres,
-        |postgres| {
-            format!(
-                "UPDATE grants SET remaining = remaining - d.total, held = held + d.total \
-                 FROM ({totals}) AS d \
-                 WHERE grants.id = (SELECT g.id FROM grants g WHERE g.user_id = d.user_id AND g.status = 'active' \
-                   AND g.remaining > 0 AND (g.expires_at IS NULL OR g.expires_at > $1) ORDER BY {order} LIMIT 1) \
-                 AND grants.remaining >= d.total \
-                 RETURNING grants.user_id, grants.id",
-                totals = table(postgres, "$2", &[("user_id", "text"), ("total", "bigint")]),
-                order = crate::grants::DRAW_ORDER,
-            )
-        },
-        &CELL,
-    )
+    static CELL: StatementCell = statement_cell();
+    cached(postgres, |postgres| first_grant_draw_sql(postgres, "held"), &CELL)
 }
 
-/// Step 4: the new holds; `$1` the time, `$2` the rows.
+/// Step 5: the new holds; `$1` the time, `$2` the rows.
 fn insert_holds_sql(postgres: bool) -> &'static str {
-    static CELL: Cell = cell();
+    static CELL: StatementCell = statement_cell();
     cached(
         postgres,
         |postgres| {
@@ -462,9 +452,9 @@ fn insert_holds_sql(postgres: bool) -> &'static str {
 
 const MOVES: [(&str, &str); 2] = [("hold_entry", "bigint"), ("capture_entry", "bigint")];
 
-/// Step 5: what the captured holds drew, from `held` to `used`; `$1` the (hold entry, capture entry) rows.
+/// Step 6: what the captured holds drew, from `held` to `used`; `$1` the (hold entry, capture entry) rows.
 fn capture_grants_sql(postgres: bool) -> &'static str {
-    static CELL: Cell = cell();
+    static CELL: StatementCell = statement_cell();
     cached(
         postgres,
         |postgres| {
@@ -480,9 +470,9 @@ fn capture_grants_sql(postgres: bool) -> &'static str {
     )
 }
 
-/// Step 5: each capture entry draws what its hold drew.
+/// Step 6: each capture entry draws what its hold drew.
 fn capture_draws_sql(postgres: bool) -> &'static str {
-    static CELL: Cell = cell();
+    static CELL: StatementCell = statement_cell();
     cached(
         postgres,
         |postgres| {

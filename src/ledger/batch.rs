@@ -184,18 +184,25 @@ pub(crate) fn table(postgres: bool, param: &str, columns: &[(&str, &str)]) -> St
     }
 }
 
+/// A statement's text for each engine (SQLite, PostgreSQL), built once.
+pub(crate) type StatementCell = [std::sync::OnceLock<String>; 2];
+
+pub(crate) const fn statement_cell() -> StatementCell {
+    [std::sync::OnceLock::new(), std::sync::OnceLock::new()]
+}
+
 /// One statement's text per engine, built once.
 pub(crate) fn cached(
     postgres: bool,
     build: fn(bool) -> String,
-    cell: &'static [std::sync::OnceLock<String>; 2],
+    cell: &'static StatementCell,
 ) -> &'static str {
     cell[usize::from(postgres)].get_or_init(|| build(postgres)).as_str()
 }
 
 /// Step 1: debits every account by its total where it covers all of it; `$1` the time, `$2` the totals.
 fn debit_sql(postgres: bool) -> &'static str {
-    static CELL: [std::sync::OnceLock<String>; 2] = [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
+    static CELL: StatementCell = statement_cell();
     cached(
         postgres,
         |postgres| {
@@ -215,7 +222,7 @@ fn debit_sql(postgres: bool) -> &'static str {
 
 /// Step 2: one entry per spend, in the batch's order; `$1` the time, `$2` the rows.
 fn entries_sql(postgres: bool) -> &'static str {
-    static CELL: [std::sync::OnceLock<String>; 2] = [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
+    static CELL: StatementCell = statement_cell();
     cached(
         postgres,
         |postgres| {
@@ -246,28 +253,29 @@ fn entries_sql(postgres: bool) -> &'static str {
 /// Step 3: draws each account's total from its first live grant where that grant
 /// covers it; `$1` the time, `$2` the totals.
 fn draw_sql(postgres: bool) -> &'static str {
-    static CELL: [std::sync::OnceLock<String>; 2] = [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
-    cached(
-        postgres,
-        |postgres| {
-            format!(
-                "UPDATE grants SET remaining = remaining - d.total, used = used + d.total \
-                 FROM ({totals}) AS d \
-                 WHERE grants.id = (SELECT g.id FROM grants g WHERE g.user_id = d.user_id AND g.status = 'active' \
-                   AND g.remaining > 0 AND (g.expires_at IS NULL OR g.expires_at > $1) ORDER BY {order} LIMIT 1) \
-                 AND grants.remaining >= d.total \
-                 RETURNING grants.user_id, grants.id",
-                totals = table(postgres, "$2", &[("user_id", "text"), ("total", "bigint")]),
-                order = crate::grants::DRAW_ORDER,
-            )
-        },
-        &CELL,
+    static CELL: StatementCell = statement_cell();
+    cached(postgres, |postgres| first_grant_draw_sql(postgres, "used"), &CELL)
+}
+
+/// Moves each account's total (`$2`, as `totals_json` writes them) from
+/// `remaining` to `column` of its first live grant at `$1`, where that grant
+/// covers it; returns `(user_id, grant id)` for each account it drew from.
+pub(crate) fn first_grant_draw_sql(postgres: bool, column: &str) -> String {
+    format!(
+        "UPDATE grants SET remaining = remaining - d.total, {column} = {column} + d.total \
+         FROM ({totals}) AS d \
+         WHERE grants.id = (SELECT g.id FROM grants g WHERE g.user_id = d.user_id AND g.status = 'active' \
+           AND g.remaining > 0 AND (g.expires_at IS NULL OR g.expires_at > $1) ORDER BY {order} LIMIT 1) \
+         AND grants.remaining >= d.total \
+         RETURNING grants.user_id, grants.id",
+        totals = table(postgres, "$2", &[("user_id", "text"), ("total", "bigint")]),
+        order = crate::grants::DRAW_ORDER,
     )
 }
 
 /// The grant draws of the spends whose grant covered them; `$1` the rows.
 pub(crate) fn draws_sql(postgres: bool) -> &'static str {
-    static CELL: [std::sync::OnceLock<String>; 2] = [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
+    static CELL: StatementCell = statement_cell();
     cached(
         postgres,
         |postgres| {

@@ -97,6 +97,13 @@ pub enum ServiceError {
 
 impl From<sqlx::Error> for ServiceError {
     fn from(error: sqlx::Error) -> Self {
+        // PostgreSQL chose this transaction as a deadlock's or a serialization
+        // conflict's victim: nothing of it was written, and running it again
+        // is safe (`group_commit` does, a few times).
+        let code = error.as_database_error().and_then(|error| error.code());
+        if matches!(code.as_deref(), Some("40P01" | "40001")) {
+            return Self::Internal(format!("{}{error}", crate::group_commit::RETRYABLE));
+        }
         Self::Internal(error.to_string())
     }
 }

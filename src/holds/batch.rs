@@ -24,7 +24,8 @@
 use super::Hold;
 use crate::grants::GrantEffect;
 use crate::ledger::batch::{
-    cached, first_grant_draw_sql, lock_accounts, per_user, statement_cell, table, totals_json, StatementCell,
+    cached, entries_sql, first_grant_draw_sql, lock_accounts, per_user, statement_cell, table, totals_json,
+    StatementCell,
 };
 use crate::ledger::{Delta, EntryKind, Figures};
 use serde_json::json;
@@ -49,10 +50,16 @@ pub enum HoldOp<'a> {
     },
 }
 
-impl HoldOp<'_> {
+impl<'a> HoldOp<'a> {
     fn user_id(&self) -> &str {
         match self {
             HoldOp::Create { user_id, .. } | HoldOp::Capture { user_id, .. } => user_id,
+        }
+    }
+
+    fn actor(&self) -> &'a str {
+        match *self {
+            HoldOp::Create { actor, .. } | HoldOp::Capture { actor, .. } => actor,
         }
     }
 }
@@ -173,7 +180,7 @@ pub async fn apply(
         rows.push(
             json!({"user_id": hold.user_id, "kind": kind, "amount": delta.remaining, "held": delta.held,
             "used": delta.used, "balance_after": figures.remaining, "reason": hold.reason,
-            "reference": format!("hold:{}", hold.id), "actor": actor_of(&ops[index])}),
+            "reference": format!("hold:{}", hold.id), "actor": ops[index].actor()}),
         );
     }
     if rows.is_empty() {
@@ -187,7 +194,7 @@ pub async fn apply(
         .fetch_all(&mut *conn)
         .await?
         .iter()
-        .map(|row| Ok((row.try_get::<String, _>(1)?, row.try_get::<i64, _>(0)?)))
+        .map(|row| Ok((row.try_get::<String, _>(3)?, row.try_get::<i64, _>(0)?)))
         .collect::<Result<_, sqlx::Error>>()?;
     let entry_of = |hold: &Hold| {
         entry_ids
@@ -238,7 +245,7 @@ pub async fn apply(
             .map(|&index| {
                 let (hold, _) = out[index].as_ref().expect("applied");
                 json!({"id": hold.id, "user_id": hold.user_id, "amount": hold.amount, "reason": hold.reason,
-                       "actor": actor_of(&ops[index]), "expires_at": hold.expires_at_ms, "entry_id": hold.entry_id})
+                       "actor": ops[index].actor(), "expires_at": hold.expires_at_ms, "entry_id": hold.entry_id})
             })
             .collect();
         sqlx::query(insert_holds_sql(postgres))
@@ -272,7 +279,7 @@ pub async fn apply(
             HoldOp::Capture { .. } => (EntryKind::Capture, Delta::capture(hold.captured)),
         };
         let span = tracing::info_span!("ledger.apply", user_id = %hold.user_id, kind = ?kind,
-            amount = delta.remaining, held = delta.held, used = delta.used, actor = actor_of(&ops[index]),
+            amount = delta.remaining, held = delta.held, used = delta.used, actor = ops[index].actor(),
             batched = true);
         let _entered = span.enter();
         crate::alerts::on_entry(conn, &hold.user_id, &delta, figures.remaining, now).await?;
@@ -286,12 +293,6 @@ pub async fn apply(
         }
     }
     Ok(out)
-}
-
-fn actor_of<'a>(op: &HoldOp<'a>) -> &'a str {
-    match *op {
-        HoldOp::Create { actor, .. } | HoldOp::Capture { actor, .. } => actor,
-    }
 }
 
 const FIGURES: &str =
@@ -356,9 +357,13 @@ fn capture_sql(postgres: bool) -> &'static str {
                 "UPDATE holds SET status = 'captured', captured = amount, resolved_at = $1 \
                  FROM ({rows}) AS r \
                  WHERE holds.id = r.hold_id AND holds.status = 'open' AND holds.expires_at > $1 \
-                 RETURNING holds.id, holds.user_id, holds.amount, holds.captured, holds.status, holds.reason, \
-                 holds.created_at, holds.expires_at, holds.resolved_at, holds.entry_id",
+                 RETURNING {columns}",
                 rows = table(postgres, "$2", &[("hold_id", "text")]),
+                columns = super::HOLD_COLUMNS
+                    .split(", ")
+                    .map(|c| format!("holds.{c}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
             )
         },
         &CELL,
@@ -375,39 +380,6 @@ fn capture_move_sql(postgres: bool) -> &'static str {
                 "UPDATE accounts SET held = held - d.total, used = used + d.total, updated_at = $1 \
                  FROM ({totals}) AS d WHERE accounts.user_id = d.user_id RETURNING {FIGURES}",
                 totals = table(postgres, "$2", &[("user_id", "text"), ("total", "bigint")]),
-            )
-        },
-        &CELL,
-    )
-}
-
-/// Step 4: one entry per row of `$2`, in its order, at `$1`; returns each entry's id and reference.
-fn entries_sql(postgres: bool) -> &'static str {
-    static CELL: StatementCell = statement_cell();
-    cached(
-        postgres,
-        |postgres| {
-            format!(
-                "INSERT INTO ledger_entries (user_id, kind, amount, held_delta, used_delta, initial_delta, \
-                 bonus_delta, adjust_delta, balance_after, reason, reference, actor, created_at) \
-                 SELECT r.user_id, r.kind, r.amount, r.held, r.used, 0, 0, 0, r.balance_after, r.reason, \
-                 r.reference, r.actor, $1 FROM ({rows}) AS r ORDER BY r.ord \
-                 RETURNING id, reference",
-                rows = table(
-                    postgres,
-                    "$2",
-                    &[
-                        ("user_id", "text"),
-                        ("kind", "text"),
-                        ("amount", "bigint"),
-                        ("held", "bigint"),
-                        ("used", "bigint"),
-                        ("balance_after", "bigint"),
-                        ("reason", "text"),
-                        ("reference", "text"),
-                        ("actor", "text"),
-                    ]
-                ),
             )
         },
         &CELL,

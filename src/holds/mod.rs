@@ -54,7 +54,7 @@ pub enum Resolution {
     Expire,
 }
 
-const HOLD_COLUMNS: &str =
+pub(crate) const HOLD_COLUMNS: &str =
     "id, user_id, amount, captured, status, reason, created_at, expires_at, resolved_at, entry_id";
 
 pub(crate) fn hold_from_row(row: &sqlx::any::AnyRow) -> Result<Hold, sqlx::Error> {

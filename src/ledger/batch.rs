@@ -57,7 +57,7 @@ pub async fn apply_spends(
         return Ok(applied);
     }
 
-    // 2. One entry per spend, with the balance it left, as if one at a time:
+    // 2. One entry per spend (`entries_sql`), with the balance it left, as if one at a time:
     //    walking an account's spends backwards from its final balance.
     let mut after: BTreeMap<&str, i64> =
         debited.iter().map(|(user, remaining)| (user.as_str(), *remaining)).collect();
@@ -75,8 +75,9 @@ pub async fn apply_spends(
         .map(|&index| {
             let spend = &spends[index];
             let delta = Delta::spend(spend.amount);
-            json!({"user_id": spend.user_id, "amount": delta.remaining, "used": delta.used,
-                   "balance_after": balance_after[index], "reason": spend.reason, "actor": spend.actor})
+            json!({"user_id": spend.user_id, "kind": "spend", "amount": delta.remaining, "held": 0,
+                   "used": delta.used, "balance_after": balance_after[index], "reason": spend.reason,
+                   "reference": null, "actor": spend.actor})
         })
         .collect();
     let query = sqlx::query(entries_sql(postgres)).bind(now).bind(serde_json::Value::from(rows).to_string());
@@ -220,8 +221,11 @@ fn debit_sql(postgres: bool) -> &'static str {
     )
 }
 
-/// Step 2: one entry per spend, in the batch's order; `$1` the time, `$2` the rows.
-fn entries_sql(postgres: bool) -> &'static str {
+/// One ledger entry per row of `$2`, in its order, at `$1` (the rows carry
+/// `user_id`, `kind`, `amount`, `held`, `used`, `balance_after`, `reason`,
+/// `reference`, `actor`); returns each entry's `id, user_id, balance_after,
+/// reference`. Spends here and holds and captures in `holds::batch`.
+pub(crate) fn entries_sql(postgres: bool) -> &'static str {
     static CELL: StatementCell = statement_cell();
     cached(
         postgres,
@@ -229,18 +233,21 @@ fn entries_sql(postgres: bool) -> &'static str {
             format!(
                 "INSERT INTO ledger_entries (user_id, kind, amount, held_delta, used_delta, initial_delta, \
                  bonus_delta, adjust_delta, balance_after, reason, reference, actor, created_at) \
-                 SELECT r.user_id, 'spend', r.amount, 0, r.used, 0, 0, 0, r.balance_after, r.reason, NULL, \
-                 r.actor, $1 FROM ({rows}) AS r ORDER BY r.ord \
-                 RETURNING id, user_id, balance_after",
+                 SELECT r.user_id, r.kind, r.amount, r.held, r.used, 0, 0, 0, r.balance_after, r.reason, \
+                 r.reference, r.actor, $1 FROM ({rows}) AS r ORDER BY r.ord \
+                 RETURNING id, user_id, balance_after, reference",
                 rows = table(
                     postgres,
                     "$2",
                     &[
                         ("user_id", "text"),
+                        ("kind", "text"),
                         ("amount", "bigint"),
+                        ("held", "bigint"),
                         ("used", "bigint"),
                         ("balance_after", "bigint"),
                         ("reason", "text"),
+                        ("reference", "text"),
                         ("actor", "text"),
                     ]
                 ),

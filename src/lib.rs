@@ -27,6 +27,8 @@ pub mod holds;
 #[cfg(feature = "ssr")]
 pub mod idempotency;
 #[cfg(feature = "ssr")]
+pub mod memo;
+#[cfg(feature = "ssr")]
 pub mod outbox;
 #[cfg(feature = "ssr")]
 pub mod payments;

@@ -22,6 +22,17 @@ fn hash(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
+/// Whether `key` has the shape of a worker key (checked before any hashing).
+pub fn well_formed(key: &str) -> bool {
+    key.starts_with(PREFIX) && key.len() <= 200
+}
+
+/// The digest a key is remembered by in memory (`service` keeps the ids of
+/// keys it has verified, and confirms them where a write commits).
+pub fn digest(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
+}
+
 /// Creates a key; returns its id and the secret (shown once).
 pub async fn create(pool: &AnyPool, name: &str) -> Result<(String, String), String> {
     let name = name.trim();
@@ -69,7 +80,7 @@ pub async fn revoke(pool: &AnyPool, id: &str) -> Result<bool, sqlx::Error> {
 
 /// The id of the active key matching `key`, if any.
 pub async fn verify(pool: &AnyPool, key: &str) -> Result<Option<String>, sqlx::Error> {
-    if !key.starts_with(PREFIX) || key.len() > 200 {
+    if !well_formed(key) {
         return Ok(None);
     }
     let row = sqlx::query("SELECT id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
@@ -77,4 +88,14 @@ pub async fn verify(pool: &AnyPool, key: &str) -> Result<Option<String>, sqlx::E
         .fetch_optional(pool)
         .await?;
     row.map(|row| row.try_get("id")).transpose()
+}
+
+/// Whether the key `id` is still active, read on `conn` (inside the
+/// transaction of the write it authorizes).
+pub async fn active(conn: &mut sqlx::AnyConnection, id: &str) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query("SELECT 1 FROM api_keys WHERE id = $1 AND revoked_at IS NULL")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.is_some())
 }

@@ -41,13 +41,11 @@ pub enum HoldOp<'a> {
         expires_at_ms: i64,
         reason: Option<&'a str>,
         actor: &'a str,
+        /// The worker key acting, if any: it must still be active.
+        api_key: Option<&'a str>,
     },
     /// Capture all of `hold_id`, whose owner is `user_id`.
-    Capture {
-        hold_id: &'a str,
-        user_id: &'a str,
-        actor: &'a str,
-    },
+    Capture { hold_id: &'a str, user_id: &'a str, actor: &'a str, api_key: Option<&'a str> },
 }
 
 impl<'a> HoldOp<'a> {
@@ -60,6 +58,12 @@ impl<'a> HoldOp<'a> {
     fn actor(&self) -> &'a str {
         match *self {
             HoldOp::Create { actor, .. } | HoldOp::Capture { actor, .. } => actor,
+        }
+    }
+
+    fn api_key(&self) -> Option<&'a str> {
+        match *self {
+            HoldOp::Create { api_key, .. } | HoldOp::Capture { api_key, .. } => api_key,
         }
     }
 }
@@ -75,6 +79,29 @@ pub async fn apply(
     let now = crate::db::now_ms();
     let mut out: Vec<Option<(Hold, Figures)>> = vec![None; ops.len()];
 
+    // 0. The worker keys acting, confirmed active in this transaction (one
+    //    read for the batch); an op whose key was revoked is left to run on
+    //    its own, where it is refused.
+    let keys: Vec<serde_json::Value> = ops
+        .iter()
+        .filter_map(HoldOp::api_key)
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .map(|id| json!({"id": id}))
+        .collect();
+    let active: HashSet<String> = if keys.is_empty() {
+        HashSet::new()
+    } else {
+        sqlx::query(active_keys_sql(postgres))
+            .bind(serde_json::Value::from(keys).to_string())
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|row| row.try_get(0))
+            .collect::<Result<_, _>>()?
+    };
+    let allowed = |op: &HoldOp<'_>| op.api_key().is_none_or(|id| active.contains(id));
+
     // 1. The holds to capture, each open and unexpired one resolved once.
     //    This comes first, as in `holds::resolve` (the hold, then its
     //    account), so a batch and a lone capture of the same hold on
@@ -84,7 +111,9 @@ pub async fn apply(
         .iter()
         .enumerate()
         .filter_map(|(index, op)| match op {
-            HoldOp::Capture { hold_id, .. } if named.insert(*hold_id) => Some((index, *hold_id)),
+            HoldOp::Capture { hold_id, .. } if allowed(op) && named.insert(*hold_id) => {
+                Some((index, *hold_id))
+            }
             _ => None,
         })
         .collect();
@@ -110,7 +139,7 @@ pub async fn apply(
 
     // 2. Creations: each account debited once by its total, if it covers it.
     let mut create_totals: BTreeMap<&str, i64> = BTreeMap::new();
-    for op in ops {
+    for op in ops.iter().filter(|op| allowed(op)) {
         if let HoldOp::Create { user_id, amount, .. } = op {
             *create_totals.entry(user_id).or_default() += amount;
         }
@@ -124,6 +153,9 @@ pub async fn apply(
     // Walking backwards from each account's figures after all its creations.
     for (index, op) in ops.iter().enumerate().rev() {
         let HoldOp::Create { user_id, amount, expires_at_ms, reason, .. } = *op else { continue };
+        if !allowed(op) {
+            continue;
+        }
         let Some(figures) = after_creates.get_mut(user_id) else { continue };
         let hold = Hold {
             id: super::new_id(),
@@ -341,6 +373,22 @@ fn create_debit_sql(postgres: bool) -> &'static str {
                  AND accounts.remaining >= d.total AND NOT {due} RETURNING {FIGURES}",
                 totals = table(postgres, "$2", &[("user_id", "text"), ("total", "bigint")]),
                 due = crate::grants::due_exists("accounts.user_id", "$1"),
+            )
+        },
+        &CELL,
+    )
+}
+
+/// Step 0: the ids in `$1` of keys that are active.
+fn active_keys_sql(postgres: bool) -> &'static str {
+    static CELL: StatementCell = statement_cell();
+    cached(
+        postgres,
+        |postgres| {
+            format!(
+                "SELECT api_keys.id FROM api_keys JOIN ({keys}) AS k ON api_keys.id = k.id \
+                 WHERE api_keys.revoked_at IS NULL",
+                keys = table(postgres, "$1", &[("id", "text")]),
             )
         },
         &CELL,

@@ -121,12 +121,15 @@ impl CreditsService {
             crate::idempotency::request_hash("POST /api/holds", &Value::Object(body.clone()).to_string());
         let job = HoldJob {
             scope: caller.user_id.clone(),
+            api_key: caller.api_key.clone(),
             key,
             hash,
             target: target.clone(),
             action: HoldAction::Create { amount, ttl, reason },
         };
-        Ok(self.inner.commits.run(job).await?.expect("a create always answers"))
+        let answer = self.inner.commits.run(job).await?.expect("a create always answers");
+        self.inner.hold_owners.insert(answer.value.hold_id.clone(), target);
+        Ok(answer)
     }
 
     /// Captures (all, or `{"amount"}` and releases the rest) or releases a hold.
@@ -149,9 +152,20 @@ impl CreditsService {
             refuse_unknown(body, &[])?;
             Resolution::Release
         };
-        // The owner never changes, so this read may happen outside the transaction.
-        let owner =
-            holds::load(&mut *self.inner.db.pool.acquire().await?, hold_id).await?.map(|hold| hold.user_id);
+        // The owner never changes, so this read may happen outside the
+        // transaction, and once known it is remembered.
+        let owner = match self.inner.hold_owners.get(&hold_id.to_string()) {
+            Some(owner) => Some(owner),
+            None => {
+                let owner = holds::load(&mut *self.inner.db.pool.acquire().await?, hold_id)
+                    .await?
+                    .map(|hold| hold.user_id);
+                if let Some(owner) = &owner {
+                    self.inner.hold_owners.insert(hold_id.to_string(), owner.clone());
+                }
+                owner
+            }
+        };
         let owner = match owner {
             Some(owner) if owner == caller.user_id || caller.acts_for_others() => owner,
             _ => return Err(ServiceError::NotFound("no such hold".into())),
@@ -160,7 +174,14 @@ impl CreditsService {
         let route = format!("POST /api/holds/{hold_id}/{}", if capture { "capture" } else { "release" });
         let hash = crate::idempotency::request_hash(&route, &Value::Object(body.clone()).to_string());
         let action = HoldAction::Resolve { hold_id: hold_id.to_string(), resolution };
-        let job = HoldJob { scope: caller.user_id.clone(), key, hash, target: owner, action };
+        let job = HoldJob {
+            scope: caller.user_id.clone(),
+            api_key: caller.api_key.clone(),
+            key,
+            hash,
+            target: owner,
+            action,
+        };
         match self.inner.commits.run(job).await? {
             Some(answer) => Ok(answer),
             None => {
@@ -181,6 +202,8 @@ enum HoldAction {
 /// hold is past its expiry but not yet swept.
 struct HoldJob {
     scope: String,
+    /// The worker key acting, confirmed active inside the transaction.
+    api_key: Option<String>,
     key: Option<crate::idempotency::IdempotencyKey>,
     hash: String,
     target: String,
@@ -192,6 +215,11 @@ impl HoldJob {
         &self,
         conn: &mut sqlx::AnyConnection,
     ) -> Result<Option<super::Replayable<HoldView>>, ServiceError> {
+        if let Some(id) = &self.api_key {
+            if !crate::auth::api_keys::active(conn, id).await? {
+                return Err(super::revoked_key().into());
+            }
+        }
         if let Some(value) = claim_key(conn, &self.scope, self.key.as_ref(), &self.hash).await? {
             return Ok(Some(super::Replayable { value, replayed: true }));
         }
@@ -255,10 +283,14 @@ impl crate::group_commit::Job for HoldJob {
                 expires_at_ms: crate::db::now_ms() + ttl * 1000,
                 reason: reason.as_deref(),
                 actor: &self.scope,
+                api_key: self.api_key.as_deref(),
             }),
-            HoldAction::Resolve { hold_id, resolution: Resolution::Capture(None) } => {
-                Some(HoldOp::Capture { hold_id, user_id: &self.target, actor: &self.scope })
-            }
+            HoldAction::Resolve { hold_id, resolution: Resolution::Capture(None) } => Some(HoldOp::Capture {
+                hold_id,
+                user_id: &self.target,
+                actor: &self.scope,
+                api_key: self.api_key.as_deref(),
+            }),
             HoldAction::Resolve { .. } => None,
         }
     }

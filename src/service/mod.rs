@@ -47,6 +47,13 @@ struct Inner {
     commits: crate::group_commit::GroupCommit,
     /// The answers of committed changes, many users per read (`view::ViewReader`).
     views: view::ViewReader,
+    /// Worker keys this instance verified: digest → key id. Only hold writes
+    /// use it, and they confirm the key inside their own transaction.
+    key_ids: crate::memo::Memo<[u8; 32], String>,
+    /// Hold id → owner, for holds this instance created or read lately (an
+    /// owner never changes). A capture usually follows its hold within
+    /// seconds; at most 2 × 4,096 entries (about 1 MB) are kept.
+    hold_owners: crate::memo::Memo<String, String>,
 }
 
 /// Everything the service is configured with, besides the database.
@@ -126,6 +133,15 @@ impl From<AuthError> for ServiceError {
     }
 }
 
+/// The caller a worker key `id` stands for.
+fn api_key_principal(id: String) -> Principal {
+    Principal { user_id: format!("apikey:{id}"), email: None, name: None, is_admin: false, api_key: Some(id) }
+}
+
+pub(crate) fn revoked_key() -> AuthError {
+    AuthError::Invalid("unknown or revoked API key".into())
+}
+
 /// A response that may be the stored answer to an earlier request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Replayable<T> {
@@ -154,6 +170,8 @@ impl CreditsService {
             holds,
             stats_time_zone,
             commits,
+            key_ids: crate::memo::Memo::new(256),
+            hold_owners: crate::memo::Memo::new(4_096),
         };
         Self { inner: Arc::new(inner) }
     }
@@ -182,16 +200,12 @@ impl CreditsService {
     ) -> Result<Principal, ServiceError> {
         let bearer = session_token(headers);
         if let Some(token) = bearer.as_deref().filter(|t| t.starts_with(crate::auth::api_keys::PREFIX)) {
-            let id = crate::auth::api_keys::verify(&self.inner.db.pool, token)
-                .await?
-                .ok_or_else(|| AuthError::Invalid("unknown or revoked API key".into()))?;
-            return Ok(Principal {
-                user_id: format!("apikey:{id}"),
-                email: None,
-                name: None,
-                is_admin: false,
-                api_key: Some(id),
-            });
+            let id =
+                crate::auth::api_keys::verify(&self.inner.db.pool, token).await?.ok_or_else(revoked_key)?;
+            if crate::auth::api_keys::well_formed(token) {
+                self.inner.key_ids.insert(crate::auth::api_keys::digest(token), id.clone());
+            }
+            return Ok(api_key_principal(id));
         }
         let Some(verifier) = self.inner.verifier.as_ref() else {
             return self.authenticate_local(method, headers).await;
@@ -201,6 +215,46 @@ impl CreditsService {
         let is_admin = self.inner.admins.contains(&claims.sub);
         let email = claims.email.map(|email| email.to_lowercase());
         Ok(Principal::user(&claims.sub, email, claims.name, is_admin))
+    }
+
+    /// `authenticate` for hold creations and resolutions: a worker API key
+    /// this instance has verified before is taken from memory, without a
+    /// read. That is safe because every hold write confirms its key inside
+    /// its own transaction (`HoldJob`, `holds::batch`): a revoked key changes
+    /// nothing from the next request on, on every instance. `.1` is true
+    /// when the key came from memory; a refusal is then passed through
+    /// `confirm_api_key`, so that a revoked key is answered 401 as before,
+    /// not 400 or 404.
+    pub async fn authenticate_hold_write(
+        &self,
+        method: &http::Method,
+        headers: &http::HeaderMap,
+    ) -> Result<(Principal, bool), ServiceError> {
+        let bearer = session_token(headers);
+        if let Some(token) = bearer.as_deref().filter(|t| crate::auth::api_keys::well_formed(t)) {
+            if let Some(id) = self.inner.key_ids.get(&crate::auth::api_keys::digest(token)) {
+                return Ok((api_key_principal(id), true));
+            }
+        }
+        Ok((self.authenticate(method, headers).await?, false))
+    }
+
+    /// For a request refused with `error` whose key came from memory: 401
+    /// (and the key forgotten) if the key has been revoked, else `error`.
+    pub async fn confirm_api_key(&self, caller: &Principal, error: ServiceError) -> ServiceError {
+        let Some(id) = caller.api_key.as_deref() else { return error };
+        let active = match self.inner.db.pool.acquire().await {
+            Ok(mut conn) => crate::auth::api_keys::active(&mut conn, id).await,
+            Err(failure) => Err(failure),
+        };
+        match active {
+            Ok(true) => error,
+            Ok(false) => {
+                self.inner.key_ids.retain(|_, key_id| key_id != id);
+                revoked_key().into()
+            }
+            Err(failure) => failure.into(),
+        }
     }
 
     async fn authenticate_local(

@@ -1,13 +1,14 @@
 //! `POST /api/holds`, `/api/holds/{id}/capture`, `/api/holds/{id}/release`.
 
-use super::{api_error, caller, idempotency_key, json_object, replayable};
+use super::{api_error, idempotency_key, json_object, replayable};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
-use credits::service::CreditsService;
+use credits::auth::Principal;
+use credits::service::{CreditsService, ServiceError};
 
 pub fn router<S>(service: CreditsService) -> Router<S> {
     Router::new()
@@ -19,12 +20,30 @@ pub fn router<S>(service: CreditsService) -> Router<S> {
 
 async fn create(State(service): State<CreditsService>, headers: HeaderMap, body: Bytes) -> Response {
     let run = async {
-        let caller = caller(&service, &Method::POST, &headers).await?;
-        let body = json_object(&body).map_err(api_error)?;
-        let key = idempotency_key(&headers).map_err(api_error)?;
-        service.create_hold(&caller, &body, key.as_deref()).await.map_err(api_error)
+        let (caller, remembered) =
+            service.authenticate_hold_write(&Method::POST, &headers).await.map_err(api_error)?;
+        let answer = async {
+            let body = json_object(&body)?;
+            let key = idempotency_key(&headers)?;
+            service.create_hold(&caller, &body, key.as_deref()).await
+        };
+        settle(&service, &caller, remembered, answer.await).await
     };
     run.await.map_or_else(|response| response, replayable)
+}
+
+/// A refusal to a worker key taken from memory is first checked against the
+/// key's revocation (`CreditsService::authenticate_hold_write`).
+async fn settle<T>(
+    service: &CreditsService,
+    caller: &Principal,
+    remembered: bool,
+    answer: Result<T, ServiceError>,
+) -> Result<T, Response> {
+    match answer {
+        Err(error) if remembered => Err(api_error(service.confirm_api_key(caller, error).await)),
+        answer => answer.map_err(api_error),
+    }
 }
 
 async fn resolve(
@@ -35,10 +54,14 @@ async fn resolve(
     body: Bytes,
 ) -> Response {
     let run = async {
-        let caller = caller(&service, &Method::POST, &headers).await?;
-        let body = json_object(&body).map_err(api_error)?;
-        let key = idempotency_key(&headers).map_err(api_error)?;
-        service.resolve_hold(&caller, &id, capture, &body, key.as_deref()).await.map_err(api_error)
+        let (caller, remembered) =
+            service.authenticate_hold_write(&Method::POST, &headers).await.map_err(api_error)?;
+        let answer = async {
+            let body = json_object(&body)?;
+            let key = idempotency_key(&headers)?;
+            service.resolve_hold(&caller, &id, capture, &body, key.as_deref()).await
+        };
+        settle(&service, &caller, remembered, answer.await).await
     };
     run.await.map_or_else(|response| response, replayable)
 }

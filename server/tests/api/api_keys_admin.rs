@@ -2,6 +2,7 @@
 
 use crate::both;
 use crate::support::{figures, token, unique, Backend, TestApp, ADMIN};
+use futures::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::process::Command;
@@ -64,6 +65,70 @@ async fn api_keys_may_hold_and_read_figures_and_nothing_else(backend: Backend) {
     );
 }
 both!(api_keys_may_hold_and_read_figures_and_nothing_else);
+
+/// This instance remembers a key it has verified, so the key is revoked
+/// from another process (the CLI, as another instance would): from the next
+/// request on, every hold write with it is refused 401 and changes nothing,
+/// alone or in a batch beside an active key's requests, and a bad request
+/// with it is 401 too, not 400 or 404.
+async fn a_revoked_key_is_refused_at_once_though_this_instance_remembers_it(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let url = app.service.db().url().to_string();
+    let create_key = |name: &str| {
+        let created = cli(&url, &["apikey", "create", "--name", name]);
+        assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+        let created: Value = serde_json::from_slice(&created.stdout).unwrap();
+        (created["id"].as_str().unwrap().to_string(), created["key"].as_str().unwrap().to_string())
+    };
+    let (retired_id, retired) = create_key("retired worker");
+    let (_, active) = create_key("active worker");
+    let user = unique("customer");
+    app.set_balance(&user, 1_000).await;
+    let hold = |key: String, amount: i64| {
+        let (app, body) = (&app, json!({"userId": user, "amount": amount}));
+        async move { app.post_json("/api/holds", Some(&key), &body, None).await }
+    };
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        let response = hold(retired.clone(), 10).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        open.push(response.json::<Value>().await.unwrap()["holdId"].as_str().unwrap().to_string());
+    }
+    assert_eq!(figures(&app.credits(&user).await).0, 970);
+
+    assert!(cli(&url, &["apikey", "revoke", &retired_id]).status.success());
+    let holds_before = app.count("holds").await;
+    let entries_before = app.count("ledger_entries").await;
+    let retired_asks = join_all((0..20).map(|_| hold(retired.clone(), 5)));
+    let active_asks = join_all((0..20).map(|_| hold(active.clone(), 1)));
+    let (retired_answers, active_answers) = tokio::join!(retired_asks, active_asks);
+    assert!(retired_answers.iter().all(|r| r.status() == StatusCode::UNAUTHORIZED), "revoked: all 401");
+    assert!(active_answers.iter().all(|r| r.status() == StatusCode::OK), "active: all 200");
+    let resolve = |path: String, body: Value| {
+        let app = &app;
+        let retired = retired.clone();
+        async move { app.post_json(&path, Some(&retired), &body, None).await.status() }
+    };
+    assert_eq!(resolve(format!("/api/holds/{}/capture", open[0]), json!({})).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        resolve(format!("/api/holds/{}/capture", open[1]), json!({"amount": 4})).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(resolve(format!("/api/holds/{}/release", open[2]), json!({})).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(resolve("/api/holds/hold_unknown/capture".into(), json!({})).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(resolve("/api/holds".into(), json!({"amount": "many"})).await, StatusCode::UNAUTHORIZED);
+
+    let (remaining, _, used, _, _) = figures(&app.credits(&user).await);
+    assert_eq!((remaining, used), (1_000 - 30 - 20, 0), "only the active key's 20 holds took credits");
+    assert_eq!(app.count("holds").await, holds_before + 20);
+    assert_eq!(app.count("ledger_entries").await, entries_before + 20);
+    // The active key still captures a hold the revoked one made.
+    let capture =
+        app.post_json(&format!("/api/holds/{}/capture", open[0]), Some(&active), &json!({}), None).await;
+    assert_eq!(capture.status(), StatusCode::OK);
+    app.assert_consistent().await;
+}
+both!(a_revoked_key_is_refused_at_once_though_this_instance_remembers_it);
 
 async fn admins_search_inspect_and_batch_adjust_with_an_audit_trail(backend: Backend) {
     let app = TestApp::spawn(backend).await;

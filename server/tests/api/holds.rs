@@ -281,35 +281,44 @@ both!(batched_holds_and_captures_end_as_if_one_at_a_time);
 
 /// `holds::batch::apply` itself, on one batch: what it applies and what it
 /// leaves to run one at a time (an account short of credits, a hold named
-/// twice, an unknown or already captured hold).
+/// twice, an unknown or already captured hold, a revoked worker key's ops).
 async fn a_hold_batch_applies_what_it_can_and_leaves_the_rest(backend: Backend) {
     use credits::holds::batch::{apply, HoldOp};
     let app = TestApp::spawn(backend).await;
+    let db = app.service.db();
     let (rich, short) = (unique("hbrich"), unique("hbshort"));
     app.set_balance(&rich, 100).await;
     app.set_balance(&short, 5).await;
     let earlier = hold(&app, &token(&rich), json!({"amount": 30, "reason": "earlier"})).await;
     let captured = hold(&app, &token(&rich), json!({"amount": 10})).await;
+    let third = hold(&app, &token(&rich), json!({"amount": 4})).await;
     let (status, _) = post(&app, &token(&rich), &format!("/api/holds/{captured}/capture"), json!({})).await;
     assert_eq!(status, StatusCode::OK);
+    let (active, _) = credits::auth::api_keys::create(&db.pool, "active").await.unwrap();
+    let (revoked, _) = credits::auth::api_keys::create(&db.pool, "revoked").await.unwrap();
+    assert!(credits::auth::api_keys::revoke(&db.pool, &revoked).await.unwrap());
     let expires = credits::db::now_ms() + 60_000;
-    let create = |user_id, amount| HoldOp::Create {
+    let create = |user_id, amount, api_key| HoldOp::Create {
         user_id,
         amount,
         expires_at_ms: expires,
         reason: None,
         actor: "t",
+        api_key,
     };
+    let capture = |hold_id, api_key| HoldOp::Capture { hold_id, user_id: &rich, actor: "t", api_key };
     let ops = [
-        create(&rich, 20),
-        HoldOp::Capture { hold_id: &earlier, user_id: &rich, actor: "t" },
-        create(&short, 10),
-        create(&rich, 15),
-        HoldOp::Capture { hold_id: &earlier, user_id: &rich, actor: "t" },
-        HoldOp::Capture { hold_id: "hold_unknown", user_id: &rich, actor: "t" },
-        HoldOp::Capture { hold_id: &captured, user_id: &rich, actor: "t" },
+        create(&rich, 20, None),
+        capture(&earlier, None),
+        create(&short, 10, None),
+        create(&rich, 15, None),
+        capture(&earlier, None),
+        capture("hold_unknown", None),
+        capture(&captured, None),
+        create(&rich, 5, Some(active.as_str())),
+        create(&rich, 7, Some(revoked.as_str())),
+        capture(&third, Some(revoked.as_str())),
     ];
-    let db = app.service.db();
     let postgres = backend == Backend::Postgres;
     let mut tx =
         if postgres { db.writer.begin().await } else { db.writer.begin_with("BEGIN IMMEDIATE").await }
@@ -317,28 +326,33 @@ async fn a_hold_batch_applies_what_it_can_and_leaves_the_rest(backend: Backend) 
     let out = apply(&mut tx, &ops, postgres).await.expect("the batch applies");
     tx.commit().await.expect("commit");
     let applied: Vec<bool> = out.iter().map(Option::is_some).collect();
-    assert_eq!(applied, [true, true, false, true, false, false, false]);
-    // 100 - 30 - 10 = 60 remaining before; creations first, in batch order.
+    assert_eq!(applied, [true, true, false, true, false, false, false, true, false, false]);
+    // 100 - 30 - 10 - 4 = 56 remaining before; creations first, in batch order.
     let (first, figures_1) = out[0].clone().unwrap();
     let (second, figures_2) = out[3].clone().unwrap();
-    assert_eq!((first.amount, figures_1.remaining, figures_1.held), (20, 40, 50));
-    assert_eq!((second.amount, figures_2.remaining, figures_2.held), (15, 25, 65));
+    let (by_key, figures_k) = out[7].clone().unwrap();
+    assert_eq!((first.amount, figures_1.remaining, figures_1.held), (20, 36, 54));
+    assert_eq!((second.amount, figures_2.remaining, figures_2.held), (15, 21, 69));
+    assert_eq!((by_key.amount, figures_k.remaining, figures_k.held), (5, 16, 74));
     assert!(first.entry_id.is_some() && first.id != second.id);
     // Then the capture of the earlier hold of 30.
     let (resolved, figures_3) = out[1].clone().unwrap();
     assert_eq!((resolved.status.as_str(), resolved.captured), ("captured", 30));
-    assert_eq!((figures_3.remaining, figures_3.held, figures_3.used), (25, 35, 40));
+    assert_eq!((figures_3.remaining, figures_3.held, figures_3.used), (16, 44, 40));
     let view = app.credits(&rich).await;
-    assert_eq!((view["credits"]["remaining"].as_i64(), view["held"].as_i64()), (Some(25), Some(35)));
+    assert_eq!((view["credits"]["remaining"].as_i64(), view["held"].as_i64()), (Some(16), Some(44)));
     let view = app.credits(&short).await;
     assert_eq!((view["credits"]["remaining"].as_i64(), view["held"].as_i64()), (Some(5), Some(0)));
-    // The new holds can be captured and released like any other.
+    // The new holds can be captured and released like any other, and the
+    // hold the revoked key named is still open.
     let (status, answer) =
         post(&app, &token(&rich), &format!("/api/holds/{}/release", second.id), json!({})).await;
-    assert_eq!((status, answer["credits"]["remaining"].as_i64()), (StatusCode::OK, Some(40)), "{answer}");
+    assert_eq!((status, answer["credits"]["remaining"].as_i64()), (StatusCode::OK, Some(31)), "{answer}");
     let (status, answer) =
         post(&app, &token(&rich), &format!("/api/holds/{}/capture", first.id), json!({})).await;
     assert_eq!((status, answer["credits"]["used"].as_i64()), (StatusCode::OK, Some(60)), "{answer}");
+    let (status, answer) = post(&app, &token(&rich), &format!("/api/holds/{third}/release"), json!({})).await;
+    assert_eq!((status, answer["credits"]["remaining"].as_i64()), (StatusCode::OK, Some(35)), "{answer}");
     app.assert_consistent().await;
 }
 both!(a_hold_batch_applies_what_it_can_and_leaves_the_rest);

@@ -17,7 +17,12 @@ impl Ceiling {
     }
 }
 
-const SQLITE_SCHEMA: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+/// The server's pragmas (`src/db.rs`), checkpoint interval included.
+const SQLITE_PRAGMAS: &str =
+    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; \
+     PRAGMA wal_autocheckpoint = 10000;";
+
+const SQLITE_SCHEMA: &str = "\
     CREATE TABLE IF NOT EXISTS ceiling_accounts (id INTEGER PRIMARY KEY, remaining INTEGER NOT NULL CHECK (remaining >= 0)); \
     CREATE TABLE IF NOT EXISTS ceiling_entries (id INTEGER PRIMARY KEY, account_id INTEGER NOT NULL, \
       amount INTEGER NOT NULL, balance_after INTEGER NOT NULL, created_at INTEGER NOT NULL);";
@@ -28,6 +33,7 @@ pub fn sqlite(path: &Path, accounts: i64, clients: usize, duration: Duration) ->
     let _ = std::fs::remove_file(path);
     {
         let conn = rusqlite::Connection::open(path).unwrap();
+        conn.execute_batch(SQLITE_PRAGMAS).unwrap();
         conn.execute_batch(SQLITE_SCHEMA).unwrap();
         let tx = conn.unchecked_transaction().unwrap();
         for id in 1..=accounts {
@@ -42,10 +48,7 @@ pub fn sqlite(path: &Path, accounts: i64, clients: usize, duration: Duration) ->
             let path = path.to_path_buf();
             std::thread::spawn(move || {
                 let conn = rusqlite::Connection::open(&path).unwrap();
-                conn.execute_batch(
-                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000;",
-                )
-                .unwrap();
+                conn.execute_batch(SQLITE_PRAGMAS).unwrap();
                 let mut done = 0u64;
                 let mut next = client as i64;
                 while Instant::now() < deadline {

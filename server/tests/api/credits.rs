@@ -463,4 +463,6 @@ async fn sqlite_runs_in_wal_mode_with_full_sync() {
     assert_eq!(mode, "wal");
     let sync: i64 = sqlx::query("PRAGMA synchronous").fetch_one(pool).await.unwrap().get(0);
     assert_eq!(sync, 2, "synchronous = FULL");
+    let checkpoint: i64 = sqlx::query("PRAGMA wal_autocheckpoint").fetch_one(pool).await.unwrap().get(0);
+    assert_eq!(checkpoint, 10_000, "the WAL is checkpointed every 10,000 pages");
 }

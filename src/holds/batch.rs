@@ -472,6 +472,25 @@ fn insert_holds_sql(postgres: bool) -> &'static str {
 
 const MOVES: [(&str, &str); 2] = [("hold_entry", "bigint"), ("capture_entry", "bigint")];
 
+/// Step 6: the (hold entry, capture entry) rows of `$1` as `r`, each with
+/// what its hold drew as `d`. On PostgreSQL a LATERAL lookup (`OFFSET 0`
+/// keeps the planner from flattening it back into a join), so each row reads
+/// its hold's draws through the primary key whatever the statistics say: as
+/// a plain join, before `grant_draws` was first analyzed, the planner guessed
+/// hundreds of draws per entry and hashed a full scan of the table instead,
+/// twice per batch (`bench/profiles/postgres-hold-capture.txt`).
+fn hold_draws(postgres: bool) -> String {
+    let rows = table(postgres, "$1", &MOVES);
+    if postgres {
+        format!(
+            "({rows}) AS r CROSS JOIN LATERAL \
+             (SELECT grant_id, amount FROM grant_draws WHERE grant_draws.entry_id = r.hold_entry OFFSET 0) AS d"
+        )
+    } else {
+        format!("grant_draws d JOIN ({rows}) AS r ON d.entry_id = r.hold_entry")
+    }
+}
+
 /// Step 6: what the captured holds drew, from `held` to `used`; `$1` the (hold entry, capture entry) rows.
 fn capture_grants_sql(postgres: bool) -> &'static str {
     static CELL: StatementCell = statement_cell();
@@ -480,10 +499,9 @@ fn capture_grants_sql(postgres: bool) -> &'static str {
         |postgres| {
             format!(
                 "UPDATE grants SET held = held - x.amount, used = used + x.amount \
-                 FROM (SELECT d.grant_id, SUM(d.amount) AS amount FROM grant_draws d \
-                   JOIN ({rows}) AS r ON d.entry_id = r.hold_entry GROUP BY d.grant_id) AS x \
+                 FROM (SELECT d.grant_id, SUM(d.amount) AS amount FROM {draws} GROUP BY d.grant_id) AS x \
                  WHERE grants.id = x.grant_id",
-                rows = table(postgres, "$1", &MOVES),
+                draws = hold_draws(postgres),
             )
         },
         &CELL,
@@ -498,9 +516,8 @@ fn capture_draws_sql(postgres: bool) -> &'static str {
         |postgres| {
             format!(
                 "INSERT INTO grant_draws (entry_id, grant_id, amount) \
-                 SELECT r.capture_entry, d.grant_id, d.amount FROM grant_draws d \
-                 JOIN ({rows}) AS r ON d.entry_id = r.hold_entry",
-                rows = table(postgres, "$1", &MOVES),
+                 SELECT r.capture_entry, d.grant_id, d.amount FROM {draws}",
+                draws = hold_draws(postgres),
             )
         },
         &CELL,

@@ -151,15 +151,28 @@ pub struct Replayable<T> {
     pub replayed: bool,
 }
 
+/// Group-commit workers (batches open at once) per instance on PostgreSQL,
+/// each batching the changes of its own share of the accounts. Measured with
+/// `credits-bench spend --http` (BENCHMARKS.md, notes): 2 such workers beat 4
+/// workers on one shared queue in every phase (hot account ×1.6–1.8, spread
+/// and hold+capture +10–15 %), and 3 or 4 own-share workers made batches too
+/// small to pay for their statements.
+const POSTGRES_WRITERS: usize = 2;
+
 impl CreditsService {
     pub fn new(db: Db, options: ServiceOptions) -> Self {
         let ServiceOptions { settings, verifier, admins, creem, clerk_webhook_key, holds, stats_time_zone } =
             options;
-        // SQLite has one writer, so one batch at a time; PostgreSQL overlaps a
-        // few, so one batch's flush overlaps the next one's statements.
+        // SQLite has one writer, so one batch at a time; PostgreSQL overlaps
+        // two (`POSTGRES_WRITERS`), so one batch's flush overlaps the other's
+        // statements.
         let sqlite = db.backend == crate::db::Backend::Sqlite;
-        let commits =
-            crate::group_commit::GroupCommit::new(db.writer.clone(), sqlite, if sqlite { 1 } else { 4 }, 256);
+        let commits = crate::group_commit::GroupCommit::new(
+            db.writer.clone(),
+            sqlite,
+            if sqlite { 1 } else { POSTGRES_WRITERS },
+            256,
+        );
         let views = view::ViewReader::new(db.pool.clone(), 2);
         let inner = Inner {
             views,

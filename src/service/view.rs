@@ -399,7 +399,12 @@ impl ViewReader {
             for _ in 0..self.inner.workers {
                 let (inner, receiver) = (self.inner.clone(), receiver.clone());
                 tokio::spawn(async move {
-                    while let Some(batch) = crate::group_commit::next_batch(&receiver, MAX_READ_BATCH).await {
+                    loop {
+                        let batch = {
+                            let mut receiver = receiver.lock().await;
+                            crate::group_commit::next_batch(&mut receiver, MAX_READ_BATCH).await
+                        };
+                        let Some(batch) = batch else { break };
                         answer_batch(&inner, batch).await;
                     }
                 });

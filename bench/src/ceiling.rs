@@ -20,7 +20,7 @@ impl Ceiling {
 /// The server's pragmas (`src/db.rs`), checkpoint interval included.
 const SQLITE_PRAGMAS: &str =
     "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; \
-     PRAGMA wal_autocheckpoint = 10000;";
+     PRAGMA wal_autocheckpoint = 10000; PRAGMA temp_store = MEMORY;";
 
 const SQLITE_SCHEMA: &str = "\
     CREATE TABLE IF NOT EXISTS ceiling_accounts (id INTEGER PRIMARY KEY, remaining INTEGER NOT NULL CHECK (remaining >= 0)); \

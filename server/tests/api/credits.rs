@@ -465,4 +465,6 @@ async fn sqlite_runs_in_wal_mode_with_full_sync() {
     assert_eq!(sync, 2, "synchronous = FULL");
     let checkpoint: i64 = sqlx::query("PRAGMA wal_autocheckpoint").fetch_one(pool).await.unwrap().get(0);
     assert_eq!(checkpoint, 10_000, "the WAL is checkpointed every 10,000 pages");
+    let temp_store: i64 = sqlx::query("PRAGMA temp_store").fetch_one(pool).await.unwrap().get(0);
+    assert_eq!(temp_store, 2, "statement journals and temporary tables stay in memory");
 }

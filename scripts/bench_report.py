@@ -123,7 +123,8 @@ for name, goal, value, bound in targets:
     else:
         text = f"{fmt(shown)}/s"
     met = value > bound if "÷" in name else value >= bound
-    miss = "" if met else f" — missed by {abs(shown - abs(bound)) / abs(bound) * 100:.0f}%"
+    short = abs(shown - abs(bound)) / abs(bound) * 100
+    miss = "" if met else f" — missed by {short:.1f}%" if short < 1 else f" — missed by {short:.0f}%"
     w(f"| {name} | {goal} | {text} | {'yes' if met else 'no' + miss} |")
 w("")
 notes = os.path.join(ROOT, "scripts", "bench_notes.md")

@@ -74,7 +74,7 @@ enum Command {
         load: Load,
     },
     /// The spend loops alone, for profiling between full runs: the in-process
-    /// ledger API, or with `--http` the release server (spread, hot, hold+capture).
+    /// ledger API, or with `--http` the release server (spread, hot, hold+capture, then GET /api/credits at a fixed 2,000/s).
     Spend {
         #[command(flatten)]
         common: Common,

@@ -412,6 +412,9 @@ async fn spend_http(common: &Common, load: &crate::Load) -> i32 {
                    "mean_batch": mean_batch(batches, batch_sizes(&server).await)}),
         );
     }
+    eprintln!("  phase GET /api/credits at 2,000/s");
+    vacuum(common, &database_url);
+    figures.insert("get_credits_fixed_rate".into(), oha_fixed_rate(&server, &tokens[0], 2000, secs));
     let peak_rss_mb = server.status_kb("VmHWM") as f64 / 1024.0;
     server.stop();
     println!("{}", json!({"backend": common.name(), "http": figures, "peak_rss_mb": peak_rss_mb}));

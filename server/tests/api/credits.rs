@@ -1,7 +1,9 @@
 //! `GET/POST /api/credits`, history, and the plain routes' bounds.
 
 use crate::both;
-use crate::support::{figures, token, unique, Backend, TestApp, ADMIN};
+use crate::support::{
+    figures, fresh_database_url, postgres_admin_url, token, unique, Backend, TestApp, ADMIN,
+};
 use futures::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -453,6 +455,39 @@ async fn two_server_processes_on_one_database_never_overspend(backend: Backend) 
     first.assert_consistent().await;
 }
 both!(two_server_processes_on_one_database_never_overspend);
+
+/// PostgreSQL connections are not pinged on every checkout (a round trip
+/// per read); one that sat idle for `PG_PING_AFTER_IDLE` or longer is. So a
+/// pool whose every connection was cut while idle (a database restart, a
+/// proxy's idle timeout) serves the next queries from new connections
+/// instead of failing them.
+#[tokio::test]
+async fn postgres_connections_cut_while_idle_are_replaced_before_use() {
+    let url = fresh_database_url(Backend::Postgres).await;
+    let db = credits::db::Db::connect(&url, 4).await.unwrap();
+    let opened: Vec<_> = join_all((0..4).map(|_| db.pool.acquire())).await;
+    drop(opened.into_iter().map(Result::unwrap).collect::<Vec<_>>());
+    let database = url.rsplit('/').next().unwrap().to_string();
+    let mut admin =
+        <sqlx::postgres::PgConnection as sqlx::Connection>::connect(&postgres_admin_url()).await.unwrap();
+    let mut cut = 0;
+    while cut < 4 {
+        cut += sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(&database)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(credits::db::PG_PING_AFTER_IDLE + std::time::Duration::from_millis(100)).await;
+    let queries = (0..8).map(|_| sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&db.pool));
+    for answer in join_all(queries).await {
+        assert_eq!(answer.expect("a query after the cut runs on a live connection"), 1);
+    }
+}
 
 #[tokio::test]
 async fn sqlite_runs_in_wal_mode_with_full_sync() {

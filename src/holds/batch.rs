@@ -241,7 +241,11 @@ pub async fn apply(
     let capture_indexes: Vec<usize> = captured().map(|(index, _)| index).collect();
     let mut draws = Vec::new();
     if !create_indexes.is_empty() {
-        let drawn = per_user(conn, hold_draw_sql(postgres), now, &totals_json(&create_users)).await?;
+        // Only accounts debited in step 2: one that was not (closed, a grant
+        // due, short) keeps its grants as they are, for its lone run.
+        let debited: Vec<(&str, i64)> =
+            create_users.iter().copied().filter(|(user, _)| after_creates.contains_key(*user)).collect();
+        let drawn = per_user(conn, hold_draw_sql(postgres), now, &totals_json(&debited)).await?;
         for &index in &create_indexes {
             let (hold, figures) = out[index].as_mut().expect("applied");
             let entry_id = entry_of(hold)?;

@@ -286,9 +286,17 @@ async fn a_hold_batch_applies_what_it_can_and_leaves_the_rest(backend: Backend) 
     use credits::holds::batch::{apply, HoldOp};
     let app = TestApp::spawn(backend).await;
     let db = app.service.db();
-    let (rich, short) = (unique("hbrich"), unique("hbshort"));
+    let (rich, short, closed) = (unique("hbrich"), unique("hbshort"), unique("hbclosed"));
     app.set_balance(&rich, 100).await;
     app.set_balance(&short, 5).await;
+    // A closed account whose grant would cover its hold: refused, and its
+    // grant must not be touched either.
+    app.set_balance(&closed, 100).await;
+    sqlx::query("UPDATE accounts SET status = 'closed' WHERE user_id = $1")
+        .bind(&closed)
+        .execute(&db.pool)
+        .await
+        .unwrap();
     let earlier = hold(&app, &token(&rich), json!({"amount": 30, "reason": "earlier"})).await;
     let captured = hold(&app, &token(&rich), json!({"amount": 10})).await;
     let third = hold(&app, &token(&rich), json!({"amount": 4})).await;
@@ -318,6 +326,7 @@ async fn a_hold_batch_applies_what_it_can_and_leaves_the_rest(backend: Backend) 
         create(&rich, 5, Some(active.as_str())),
         create(&rich, 7, Some(revoked.as_str())),
         capture(&third, Some(revoked.as_str())),
+        create(&closed, 5, None),
     ];
     let postgres = backend == Backend::Postgres;
     let mut tx =
@@ -326,7 +335,14 @@ async fn a_hold_batch_applies_what_it_can_and_leaves_the_rest(backend: Backend) 
     let out = apply(&mut tx, &ops, postgres).await.expect("the batch applies");
     tx.commit().await.expect("commit");
     let applied: Vec<bool> = out.iter().map(Option::is_some).collect();
-    assert_eq!(applied, [true, true, false, true, false, false, false, true, false, false]);
+    assert_eq!(applied, [true, true, false, true, false, false, false, true, false, false, false]);
+    let closed_held: i64 =
+        sqlx::query_scalar("SELECT CAST(SUM(held) AS BIGINT) FROM grants WHERE user_id = $1")
+            .bind(&closed)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(closed_held, 0, "the closed account's grants hold nothing");
     // 100 - 30 - 10 - 4 = 56 remaining before; creations first, in batch order.
     let (first, figures_1) = out[0].clone().unwrap();
     let (second, figures_2) = out[3].clone().unwrap();

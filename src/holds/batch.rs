@@ -24,8 +24,8 @@
 use super::Hold;
 use crate::grants::GrantEffect;
 use crate::ledger::batch::{
-    cached, entries_sql, first_grant_draw_sql, lock_accounts, per_user, statement_cell, table, totals_json,
-    StatementCell,
+    cached, draw_first_grants, entries_sql, first_grant_draw_sql, lock_accounts, statement_cell, table,
+    totals_json, Draw, StatementCell,
 };
 use crate::ledger::{Delta, EntryKind, Figures};
 use serde_json::json;
@@ -236,45 +236,33 @@ pub async fn apply(
     };
 
     // 5. Grants of the creations: where an account's first live grant covers
-    //    its total, one UPDATE holds it there; other holds draw one by one.
+    //    its total, it holds all of them there; other holds draw one by one.
     let create_indexes: Vec<usize> = creates().map(|(index, _)| index).collect();
     let capture_indexes: Vec<usize> = captured().map(|(index, _)| index).collect();
-    let mut draws = Vec::new();
     if !create_indexes.is_empty() {
-        // Only accounts debited in step 2: one that was not (closed, a grant
-        // due, short) keeps its grants as they are, for its lone run.
-        let debited: Vec<(&str, i64)> =
-            create_users.iter().copied().filter(|(user, _)| after_creates.contains_key(*user)).collect();
-        let drawn = per_user(conn, hold_draw_sql(postgres), now, &totals_json(&debited)).await?;
+        let mut rows = Vec::with_capacity(create_indexes.len());
         for &index in &create_indexes {
-            let (hold, figures) = out[index].as_mut().expect("applied");
+            let (hold, _) = out[index].as_mut().expect("applied");
             let entry_id = entry_of(hold)?;
             hold.entry_id = Some(entry_id);
-            match drawn.get(&hold.user_id) {
-                Some(grant_id) => {
-                    draws.push(json!({"entry_id": entry_id, "grant_id": grant_id, "amount": hold.amount}))
-                }
-                None => {
-                    let delta = Delta::hold(hold.amount);
-                    let (user, remaining) = (hold.user_id.clone(), figures.remaining);
-                    crate::grants::on_entry(
-                        conn,
-                        &user,
-                        &delta,
-                        entry_id,
-                        &GrantEffect::Auto,
-                        remaining,
-                        now,
-                    )
-                    .await?;
-                }
-            }
+            rows.push(Draw { user_id: ops[index].user_id(), entry_id, amount: hold.amount });
         }
-        if !draws.is_empty() {
-            sqlx::query(crate::ledger::batch::draws_sql(postgres))
-                .bind(serde_json::Value::from(std::mem::take(&mut draws)).to_string())
-                .execute(&mut *conn)
+        let drawn = draw_first_grants(conn, hold_draw_sql(postgres), now, &rows).await?;
+        for (draw, &index) in rows.iter().zip(&create_indexes) {
+            if !drawn.contains(draw.user_id) {
+                let remaining = out[index].as_ref().expect("applied").1.remaining;
+                let delta = Delta::hold(draw.amount);
+                crate::grants::on_entry(
+                    conn,
+                    draw.user_id,
+                    &delta,
+                    draw.entry_id,
+                    &GrantEffect::Auto,
+                    remaining,
+                    now,
+                )
                 .await?;
+            }
         }
         let holds: Vec<serde_json::Value> = create_indexes
             .iter()

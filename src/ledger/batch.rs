@@ -20,7 +20,7 @@ use super::rules::{Delta, EntryKind};
 use crate::grants::GrantEffect;
 use serde_json::json;
 use sqlx::{AnyConnection, Row};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// One spend of a batch.
 #[derive(Debug, Clone, Copy)]
@@ -94,41 +94,34 @@ pub async fn apply_spends(
         ids.get(&key).copied().ok_or_else(|| sqlx::Error::Protocol("a batched entry has no id".into()))
     };
 
-    // 3. Grants: where an account's first live grant covers its total, one
-    //    UPDATE draws from all of them; other accounts draw spend by spend.
-    let covered_users: Vec<(&str, i64)> =
-        users.iter().copied().filter(|(user, _)| debited.contains_key(*user)).collect();
-    let drawn = per_user(conn, draw_sql(postgres), now, &totals_json(&covered_users)).await?;
-    let mut draws = Vec::new();
-    for &index in &mine {
-        let spend = &spends[index];
-        let id = entry_id(index)?;
-        match drawn.get(spend.user_id) {
-            Some(grant_id) => draws.push((id, *grant_id, spend.amount)),
-            None => {
-                let delta = Delta::spend(spend.amount);
-                crate::grants::on_entry(
-                    conn,
-                    spend.user_id,
-                    &delta,
-                    id,
-                    &GrantEffect::Auto,
-                    balance_after[index],
-                    now,
-                )
-                .await?;
-            }
-        }
-    }
-    if !draws.is_empty() {
-        let rows: Vec<serde_json::Value> = draws
-            .iter()
-            .map(|(entry, grant, amount)| json!({"entry_id": entry, "grant_id": grant, "amount": amount}))
-            .collect();
-        sqlx::query(draws_sql(postgres))
-            .bind(serde_json::Value::from(rows).to_string())
-            .execute(&mut *conn)
+    // 3. Grants: where an account's first live grant covers its total, it
+    //    is drawn from once for all the account's spends; other accounts
+    //    draw spend by spend.
+    let rows: Vec<Draw<'_>> = mine
+        .iter()
+        .map(|&index| {
+            Ok(Draw {
+                user_id: spends[index].user_id,
+                entry_id: entry_id(index)?,
+                amount: spends[index].amount,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()?;
+    let drawn = draw_first_grants(conn, draw_sql(postgres), now, &rows).await?;
+    for (draw, &index) in rows.iter().zip(&mine) {
+        if !drawn.contains(draw.user_id) {
+            let delta = Delta::spend(draw.amount);
+            crate::grants::on_entry(
+                conn,
+                draw.user_id,
+                &delta,
+                draw.entry_id,
+                &GrantEffect::Auto,
+                balance_after[index],
+                now,
+            )
             .await?;
+        }
     }
 
     // 4. What each entry causes besides: notices, metrics, the trace.
@@ -257,11 +250,53 @@ pub(crate) fn entries_sql(postgres: bool) -> &'static str {
     )
 }
 
-/// Step 3: draws each account's total from its first live grant where that grant
-/// covers it; `$1` the time, `$2` the totals.
+/// Step 3: draws the spends from each account's first live grant where it covers them all.
 fn draw_sql(postgres: bool) -> &'static str {
     static CELL: StatementCell = statement_cell();
     cached(postgres, |postgres| first_grant_draw_sql(postgres, "used"), &CELL)
+}
+
+/// One entry's part of a set-wise draw (`draw_first_grants`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Draw<'a> {
+    pub user_id: &'a str,
+    pub entry_id: i64,
+    pub amount: i64,
+}
+
+/// Where an account's first live grant covers the total of its `rows`,
+/// takes that total from it in one UPDATE for all accounts (`sql`, a
+/// `first_grant_draw_sql`) and records each row's draw in one INSERT;
+/// returns the accounts so drawn. The other accounts' rows are left to draw
+/// one by one. `rows` are entries already applied, so an account that was
+/// not debited (closed, a grant due, short) keeps its grants as they are.
+pub(crate) async fn draw_first_grants(
+    conn: &mut AnyConnection,
+    sql: &str,
+    now: i64,
+    rows: &[Draw<'_>],
+) -> Result<BTreeSet<String>, sqlx::Error> {
+    let postgres = conn.backend_name().eq_ignore_ascii_case("postgresql");
+    let mut totals: BTreeMap<&str, i64> = BTreeMap::new();
+    for row in rows {
+        *totals.entry(row.user_id).or_default() += row.amount;
+    }
+    let totals: Vec<(&str, i64)> = totals.into_iter().collect();
+    let drawn = per_user(conn, sql, now, &totals_json(&totals)).await?;
+    let draws: Vec<serde_json::Value> = rows
+        .iter()
+        .filter_map(|r| {
+            let grant = drawn.get(r.user_id)?;
+            Some(json!({"entry_id": r.entry_id, "grant_id": grant, "amount": r.amount}))
+        })
+        .collect();
+    if !draws.is_empty() {
+        sqlx::query(draws_sql(postgres))
+            .bind(serde_json::Value::from(draws).to_string())
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(drawn.into_keys().collect())
 }
 
 /// Moves each account's total (`$2`, as `totals_json` writes them) from
@@ -280,8 +315,8 @@ pub(crate) fn first_grant_draw_sql(postgres: bool, column: &str) -> String {
     )
 }
 
-/// The grant draws of the spends whose grant covered them; `$1` the rows.
-pub(crate) fn draws_sql(postgres: bool) -> &'static str {
+/// The grant draws of the entries whose grant covered them; `$1` the rows.
+fn draws_sql(postgres: bool) -> &'static str {
     static CELL: StatementCell = statement_cell();
     cached(
         postgres,

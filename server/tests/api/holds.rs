@@ -300,6 +300,8 @@ async fn a_hold_batch_applies_what_it_can_and_leaves_the_rest(backend: Backend) 
     let earlier = hold(&app, &token(&rich), json!({"amount": 30, "reason": "earlier"})).await;
     let captured = hold(&app, &token(&rich), json!({"amount": 10})).await;
     let third = hold(&app, &token(&rich), json!({"amount": 4})).await;
+    // A hold of the short account: its capture applies though its creation cannot.
+    let short_hold = hold(&app, &token(&short), json!({"amount": 3})).await;
     let (status, _) = post(&app, &token(&rich), &format!("/api/holds/{captured}/capture"), json!({})).await;
     assert_eq!(status, StatusCode::OK);
     let (active, _) = credits::auth::api_keys::create(&db.pool, "active").await.unwrap();
@@ -327,6 +329,7 @@ async fn a_hold_batch_applies_what_it_can_and_leaves_the_rest(backend: Backend) 
         create(&rich, 7, Some(revoked.as_str())),
         capture(&third, Some(revoked.as_str())),
         create(&closed, 5, None),
+        HoldOp::Capture { hold_id: &short_hold, user_id: &short, actor: "t", api_key: None },
     ];
     let postgres = backend == Backend::Postgres;
     let mut tx =
@@ -335,7 +338,7 @@ async fn a_hold_batch_applies_what_it_can_and_leaves_the_rest(backend: Backend) 
     let out = apply(&mut tx, &ops, postgres).await.expect("the batch applies");
     tx.commit().await.expect("commit");
     let applied: Vec<bool> = out.iter().map(Option::is_some).collect();
-    assert_eq!(applied, [true, true, false, true, false, false, false, true, false, false, false]);
+    assert_eq!(applied, [true, true, false, true, false, false, false, true, false, false, false, true]);
     let closed_held: i64 =
         sqlx::query_scalar("SELECT CAST(SUM(held) AS BIGINT) FROM grants WHERE user_id = $1")
             .bind(&closed)
@@ -357,8 +360,13 @@ async fn a_hold_batch_applies_what_it_can_and_leaves_the_rest(backend: Backend) 
     assert_eq!((figures_3.remaining, figures_3.held, figures_3.used), (16, 44, 40));
     let view = app.credits(&rich).await;
     assert_eq!((view["credits"]["remaining"].as_i64(), view["held"].as_i64()), (Some(16), Some(44)));
+    let (short_captured, short_figures) = out[11].clone().unwrap();
+    assert_eq!((short_captured.captured, short_figures.remaining, short_figures.held), (3, 2, 0));
     let view = app.credits(&short).await;
-    assert_eq!((view["credits"]["remaining"].as_i64(), view["held"].as_i64()), (Some(5), Some(0)));
+    assert_eq!(
+        (view["credits"]["remaining"].as_i64(), view["held"].as_i64(), view["credits"]["used"].as_i64()),
+        (Some(2), Some(0), Some(3))
+    );
     // The new holds can be captured and released like any other, and the
     // hold the revoked key named is still open.
     let (status, answer) =

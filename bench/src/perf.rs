@@ -40,21 +40,22 @@ pub async fn run(common: &Common, rounds: usize, load: &crate::Load) -> i32 {
     let mut hot_spent = 0u64;
     for round in 1..=rounds {
         eprintln!("[{}] round {round}/{rounds}", common.name());
-        // Each phase announces itself on stderr, so a profiler can be started on cue.
+        // Each phase announces itself on stderr once its VACUUM is done, so
+        // a profiler started on cue records the load alone.
         let phase = |name: &str| eprintln!("  phase {name}");
         phase("ceiling-spread");
         let spread_db = ceiling_rate(common, &ceiling_db, &work, users as i64, conns, duration);
-        phase("http-spread");
         vacuum(common, &database_url);
+        phase("http-spread");
         let spread_http = deduct(&server, tokens.clone(), conns, duration).await;
         phase("ceiling-hot");
         let hot_db = ceiling_rate(common, &ceiling_db, &work, 1, conns, duration);
-        phase("http-hot");
         vacuum(common, &database_url);
+        phase("http-hot");
         let hot_http = deduct(&server, Arc::new(vec![hot_token.clone()]), conns, duration).await;
         hot_spent += hot_http.ok;
-        phase("hold-capture");
         vacuum(common, &database_url);
+        phase("hold-capture");
         let holds = hold_capture(&server, &api_key, &user_ids, conns, duration).await;
         for (name, result) in [("deduct", &spread_http), ("deduct-hot", &hot_http), ("hold+capture", &holds)]
         {
@@ -396,8 +397,8 @@ async fn spend_http(common: &Common, load: &crate::Load) -> i32 {
         Funded::new(&launch, &server, &keys, users, conns).await;
     let mut figures = serde_json::Map::new();
     for phase in ["spread", "hot", "hold+capture"] {
-        eprintln!("  phase {phase}");
         vacuum(common, &database_url);
+        eprintln!("  phase {phase}");
         let cpu = server.cpu_secs();
         let batches = batch_sizes(&server).await;
         let result = match phase {
@@ -412,8 +413,8 @@ async fn spend_http(common: &Common, load: &crate::Load) -> i32 {
                    "mean_batch": mean_batch(batches, batch_sizes(&server).await)}),
         );
     }
-    eprintln!("  phase GET /api/credits at 2,000/s");
     vacuum(common, &database_url);
+    eprintln!("  phase GET /api/credits at 2,000/s");
     figures.insert("get_credits_fixed_rate".into(), oha_fixed_rate(&server, &tokens[0], 2000, secs));
     let peak_rss_mb = server.status_kb("VmHWM") as f64 / 1024.0;
     server.stop();

@@ -22,9 +22,8 @@
 //! in the same transaction, and so gets the usual answer or refusal.
 
 use super::Hold;
-use crate::grants::GrantEffect;
 use crate::ledger::batch::{
-    cached, draw_first_grants, entries_sql, first_grant_draw_sql, lock_accounts, statement_cell, table,
+    cached, draw_grants, entries_sql, first_grant_draw_sql, lock_accounts, statement_cell, table,
     totals_json, Draw, StatementCell,
 };
 use crate::ledger::{Delta, EntryKind, Figures};
@@ -242,28 +241,17 @@ pub async fn apply(
     if !create_indexes.is_empty() {
         let mut rows = Vec::with_capacity(create_indexes.len());
         for &index in &create_indexes {
-            let (hold, _) = out[index].as_mut().expect("applied");
+            let (hold, figures) = out[index].as_mut().expect("applied");
             let entry_id = entry_of(hold)?;
             hold.entry_id = Some(entry_id);
-            rows.push(Draw { user_id: ops[index].user_id(), entry_id, amount: hold.amount });
+            rows.push(Draw {
+                user_id: ops[index].user_id(),
+                entry_id,
+                amount: hold.amount,
+                balance_after: figures.remaining,
+            });
         }
-        let drawn = draw_first_grants(conn, hold_draw_sql(postgres), now, &rows).await?;
-        for (draw, &index) in rows.iter().zip(&create_indexes) {
-            if !drawn.contains(draw.user_id) {
-                let remaining = out[index].as_ref().expect("applied").1.remaining;
-                let delta = Delta::hold(draw.amount);
-                crate::grants::on_entry(
-                    conn,
-                    draw.user_id,
-                    &delta,
-                    draw.entry_id,
-                    &GrantEffect::Auto,
-                    remaining,
-                    now,
-                )
-                .await?;
-            }
-        }
+        draw_grants(conn, hold_draw_sql(postgres), Delta::hold, now, &rows).await?;
         let holds: Vec<serde_json::Value> = create_indexes
             .iter()
             .map(|&index| {

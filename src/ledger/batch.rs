@@ -20,7 +20,7 @@ use super::rules::{Delta, EntryKind};
 use crate::grants::GrantEffect;
 use serde_json::json;
 use sqlx::{AnyConnection, Row};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// One spend of a batch.
 #[derive(Debug, Clone, Copy)]
@@ -104,25 +104,11 @@ pub async fn apply_spends(
                 user_id: spends[index].user_id,
                 entry_id: entry_id(index)?,
                 amount: spends[index].amount,
+                balance_after: balance_after[index],
             })
         })
         .collect::<Result<_, sqlx::Error>>()?;
-    let drawn = draw_first_grants(conn, draw_sql(postgres), now, &rows).await?;
-    for (draw, &index) in rows.iter().zip(&mine) {
-        if !drawn.contains(draw.user_id) {
-            let delta = Delta::spend(draw.amount);
-            crate::grants::on_entry(
-                conn,
-                draw.user_id,
-                &delta,
-                draw.entry_id,
-                &GrantEffect::Auto,
-                balance_after[index],
-                now,
-            )
-            .await?;
-        }
-    }
+    draw_grants(conn, draw_sql(postgres), Delta::spend, now, &rows).await?;
 
     // 4. What each entry causes besides: notices, metrics, the trace.
     for &index in &mine {
@@ -256,26 +242,31 @@ fn draw_sql(postgres: bool) -> &'static str {
     cached(postgres, |postgres| first_grant_draw_sql(postgres, "used"), &CELL)
 }
 
-/// One entry's part of a set-wise draw (`draw_first_grants`).
+/// One applied entry whose grants are still to draw (`draw_grants`).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Draw<'a> {
     pub user_id: &'a str,
     pub entry_id: i64,
     pub amount: i64,
+    /// The account's `remaining` right after this entry.
+    pub balance_after: i64,
 }
 
-/// Where an account's first live grant covers the total of its `rows`,
-/// takes that total from it in one UPDATE for all accounts (`sql`, a
-/// `first_grant_draw_sql`) and records each row's draw in one INSERT;
-/// returns the accounts so drawn. The other accounts' rows are left to draw
-/// one by one. `rows` are entries already applied, so an account that was
-/// not debited (closed, a grant due, short) keeps its grants as they are.
-pub(crate) async fn draw_first_grants(
+/// The grant side of a batch's applied entries (`delta` makes each one's
+/// change from its amount). Where an account's first live grant covers the
+/// total of its rows, that total is taken from it in one UPDATE for all
+/// accounts (`sql`, a `first_grant_draw_sql`) and each row's draw recorded
+/// in one INSERT; the other accounts' rows draw one by one
+/// (`grants::on_entry`). Only applied entries are passed, so an account the
+/// batch did not debit (closed, a grant due, short) keeps its grants as they
+/// are.
+pub(crate) async fn draw_grants(
     conn: &mut AnyConnection,
     sql: &str,
+    delta: fn(i64) -> Delta,
     now: i64,
     rows: &[Draw<'_>],
-) -> Result<BTreeSet<String>, sqlx::Error> {
+) -> Result<(), sqlx::Error> {
     let postgres = conn.backend_name().eq_ignore_ascii_case("postgresql");
     let mut totals: BTreeMap<&str, i64> = BTreeMap::new();
     for row in rows {
@@ -296,7 +287,20 @@ pub(crate) async fn draw_first_grants(
             .execute(&mut *conn)
             .await?;
     }
-    Ok(drawn.into_keys().collect())
+    for row in rows.iter().filter(|row| !drawn.contains_key(row.user_id)) {
+        let change = delta(row.amount);
+        crate::grants::on_entry(
+            conn,
+            row.user_id,
+            &change,
+            row.entry_id,
+            &GrantEffect::Auto,
+            row.balance_after,
+            now,
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Moves each account's total (`$2`, as `totals_json` writes them) from

@@ -30,7 +30,8 @@ use crate::holds::Hold;
 use crate::ledger::batch::PlainSpend;
 use crate::ledger::Figures;
 use crate::service::ServiceError;
-use sqlx::{AnyConnection, AnyPool};
+use sqlx::pool::PoolConnection;
+use sqlx::{AnyConnection, AnyPool, Connection};
 use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
@@ -204,8 +205,9 @@ impl GroupCommit {
                     let (pool, max, sqlite) =
                         (self.inner.pool.clone(), self.inner.max_batch, self.inner.sqlite);
                     tokio::spawn(async move {
+                        let mut writer = Writer { pool, sqlite, held: None };
                         while let Some(batch) = next_batch(&mut receiver, max).await {
-                            run_batch(&pool, sqlite, batch).await;
+                            run_batch(&mut writer, batch).await;
                         }
                     });
                     sender
@@ -238,16 +240,45 @@ pub(crate) async fn next_batch<T>(receiver: &mut mpsc::Receiver<T>, max: usize) 
     Some(batch)
 }
 
-async fn run_batch(pool: &AnyPool, sqlite: bool, mut batch: Vec<Queued>) {
+/// Where one worker's transactions run. SQLite: the writer pool's one
+/// connection, taken on first use and kept for good. Handed back to the pool
+/// after each batch, it was pinged there (a round trip to SQLite's thread)
+/// and taken out again by the next batch: `BEGIN` took 0.34–0.59 ms of a
+/// ~3 ms hold batch that way, 0.25–0.33 ms kept (timed inside the server,
+/// same build, alternated; BENCHMARKS.md). PostgreSQL: a connection of the
+/// shared pool per transaction (one that died is replaced there).
+struct Writer {
+    pool: AnyPool,
+    sqlite: bool,
+    held: Option<PoolConnection<sqlx::Any>>,
+}
+
+impl Writer {
+    /// SQLite: a write transaction takes the write lock as it begins
+    /// (`BEGIN IMMEDIATE`), or it could fail upgrading a stale read snapshot.
+    /// (PostgreSQL locks rows as they are written.)
+    async fn begin(&mut self) -> Result<sqlx::Transaction<'_, sqlx::Any>, sqlx::Error> {
+        if !self.sqlite {
+            return self.pool.begin().await;
+        }
+        let conn = match &mut self.held {
+            Some(conn) => conn,
+            held => held.insert(self.pool.acquire().await?),
+        };
+        conn.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+async fn run_batch(writer: &mut Writer, mut batch: Vec<Queued>) {
     if batch.len() == 1 {
         let queued = batch.pop().expect("one job");
-        let answer = run_alone(pool, sqlite, queued.job.as_ref()).await;
+        let answer = run_alone(writer, queued.job.as_ref()).await;
         let _ = queued.reply.send(answer);
         return;
     }
     batch.sort_by(|a, b| a.job.lock_order().cmp(b.job.lock_order()));
     metrics::histogram!("group_commit_batch_size").record(batch.len() as f64);
-    match run_together(pool, sqlite, &batch).await {
+    match run_together(writer, &batch).await {
         Ok(answers) => {
             for (queued, answer) in batch.into_iter().zip(answers) {
                 let _ = queued.reply.send(answer);
@@ -256,7 +287,7 @@ async fn run_batch(pool: &AnyPool, sqlite: bool, mut batch: Vec<Queued>) {
         Err(error) => {
             tracing::warn!(%error, jobs = batch.len(), "batch failed; running its jobs one by one");
             for queued in batch {
-                let answer = run_alone(pool, sqlite, queued.job.as_ref()).await;
+                let answer = run_alone(writer, queued.job.as_ref()).await;
                 let _ = queued.reply.send(answer);
             }
         }
@@ -266,8 +297,9 @@ async fn run_batch(pool: &AnyPool, sqlite: bool, mut batch: Vec<Queued>) {
 type Answer = Result<Box<dyn Any + Send>, ServiceError>;
 
 /// All jobs in one transaction; `Err` when the batch must be retried job by job.
-async fn run_together(pool: &AnyPool, sqlite: bool, batch: &[Queued]) -> Result<Vec<Answer>, ServiceError> {
-    let mut tx = begin(pool, sqlite).await?;
+async fn run_together(writer: &mut Writer, batch: &[Queued]) -> Result<Vec<Answer>, ServiceError> {
+    let sqlite = writer.sqlite;
+    let mut tx = writer.begin().await?;
     // A batch of nothing but plain spends debits each account once, set-wise;
     // the spends it could not cover in one go then run one by one below.
     let plain: Vec<PlainSpend<'_>> = batch.iter().filter_map(|queued| queued.job.plain_spend()).collect();
@@ -334,10 +366,10 @@ pub(crate) const RETRYABLE: &str = "retryable: ";
 /// as a deadlock's victim.
 const ATTEMPTS: usize = 4;
 
-async fn run_alone(pool: &AnyPool, sqlite: bool, job: &dyn ErasedJob) -> Answer {
+async fn run_alone(writer: &mut Writer, job: &dyn ErasedJob) -> Answer {
     let mut attempt = 1;
     loop {
-        let answer = run_alone_once(pool, sqlite, job).await;
+        let answer = run_alone_once(writer, job).await;
         match &answer {
             Err(ServiceError::Internal(message)) if message.starts_with(RETRYABLE) && attempt < ATTEMPTS => {
                 tracing::warn!(%message, attempt, "rolled back by the database; running the job again");
@@ -348,24 +380,13 @@ async fn run_alone(pool: &AnyPool, sqlite: bool, job: &dyn ErasedJob) -> Answer 
     }
 }
 
-async fn run_alone_once(pool: &AnyPool, sqlite: bool, job: &dyn ErasedJob) -> Answer {
-    let mut tx = begin(pool, sqlite).await?;
+async fn run_alone_once(writer: &mut Writer, job: &dyn ErasedJob) -> Answer {
+    let mut tx = writer.begin().await?;
     let answer = job.run_erased(&mut tx).await;
     if answer.is_ok() {
         tx.commit().await?;
     }
     answer
-}
-
-/// SQLite: a write transaction takes the write lock as it begins
-/// (`BEGIN IMMEDIATE`), or it could fail upgrading a stale read snapshot.
-/// (PostgreSQL locks rows as they are written.)
-async fn begin(pool: &AnyPool, sqlite: bool) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
-    if sqlite {
-        pool.begin_with("BEGIN IMMEDIATE").await
-    } else {
-        pool.begin().await
-    }
 }
 
 #[cfg(test)]

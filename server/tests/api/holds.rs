@@ -332,9 +332,8 @@ async fn a_hold_batch_applies_what_it_can_and_leaves_the_rest(backend: Backend) 
         HoldOp::Capture { hold_id: &short_hold, user_id: &short, actor: "t", api_key: None },
     ];
     let postgres = backend == Backend::Postgres;
-    let mut tx =
-        if postgres { db.writer.begin().await } else { db.writer.begin_with("BEGIN IMMEDIATE").await }
-            .expect("a transaction");
+    let mut tx = if postgres { db.pool.begin().await } else { db.pool.begin_with("BEGIN IMMEDIATE").await }
+        .expect("a transaction");
     let out = apply(&mut tx, &ops, postgres).await.expect("the batch applies");
     tx.commit().await.expect("commit");
     let applied: Vec<bool> = out.iter().map(Option::is_some).collect();

@@ -205,7 +205,7 @@ impl GroupCommit {
                     let (pool, max, sqlite) =
                         (self.inner.pool.clone(), self.inner.max_batch, self.inner.sqlite);
                     tokio::spawn(async move {
-                        let mut writer = Writer { pool, sqlite, held: None };
+                        let mut writer = Writer { pool, sqlite, held: None, lost: false };
                         while let Some(batch) = next_batch(&mut receiver, max).await {
                             run_batch(&mut writer, batch).await;
                         }
@@ -245,12 +245,17 @@ pub(crate) async fn next_batch<T>(receiver: &mut mpsc::Receiver<T>, max: usize) 
 /// after each batch, it was pinged there (a round trip to SQLite's thread)
 /// and taken out again by the next batch: `BEGIN` took 0.34–0.59 ms of a
 /// ~3 ms hold batch that way, 0.25–0.33 ms kept (timed inside the server,
-/// same build, alternated; BENCHMARKS.md). PostgreSQL: a connection of the
-/// shared pool per transaction (one that died is replaced there).
+/// same build, alternated; BENCHMARKS.md). A kept connection whose `BEGIN`
+/// fails for any reason but the database's answer (SQLite's thread for it is
+/// gone) is closed, and the next transaction takes a new one from the pool.
+/// PostgreSQL: a connection of the shared pool per transaction (one that
+/// died is replaced there).
 struct Writer {
     pool: AnyPool,
     sqlite: bool,
     held: Option<PoolConnection<sqlx::Any>>,
+    /// The kept connection failed at `BEGIN`: replace it before the next one.
+    lost: bool,
 }
 
 impl Writer {
@@ -261,11 +266,20 @@ impl Writer {
         if !self.sqlite {
             return self.pool.begin().await;
         }
+        if std::mem::take(&mut self.lost) {
+            if let Some(mut conn) = self.held.take() {
+                conn.close_on_drop();
+            }
+        }
         let conn = match &mut self.held {
             Some(conn) => conn,
             held => held.insert(self.pool.acquire().await?),
         };
-        conn.begin_with("BEGIN IMMEDIATE").await
+        let begun = conn.begin_with("BEGIN IMMEDIATE").await;
+        if let Err(error) = &begun {
+            self.lost = !matches!(error, sqlx::Error::Database(_));
+        }
+        begun
     }
 }
 
@@ -381,7 +395,16 @@ async fn run_alone(writer: &mut Writer, job: &dyn ErasedJob) -> Answer {
 }
 
 async fn run_alone_once(writer: &mut Writer, job: &dyn ErasedJob) -> Answer {
-    let mut tx = writer.begin().await?;
+    let sqlite = writer.sqlite;
+    let mut tx = match writer.begin().await {
+        Ok(tx) => tx,
+        // SQLite's kept connection was lost (`Writer::begin`): nothing was
+        // written, and the next attempt runs on a new one.
+        Err(error) if sqlite && !matches!(error, sqlx::Error::Database(_)) => {
+            return Err(ServiceError::Internal(format!("{RETRYABLE}{error}")))
+        }
+        Err(error) => return Err(error.into()),
+    };
     let answer = job.run_erased(&mut tx).await;
     if answer.is_ok() {
         tx.commit().await?;
@@ -391,7 +414,37 @@ async fn run_alone_once(writer: &mut Writer, job: &dyn ErasedJob) -> Answer {
 
 #[cfg(test)]
 mod tests {
-    use super::worker_of;
+    use super::{worker_of, Writer};
+
+    #[tokio::test]
+    async fn a_lost_sqlite_writer_connection_is_closed_and_replaced() {
+        let path = std::env::temp_dir().join(format!("credits-writer-{}.db", std::process::id()));
+        let db = crate::db::Db::connect(&format!("sqlite://{}", path.display()), 2).await.unwrap();
+        let mut writer = Writer { pool: db.writer.clone(), sqlite: true, held: None, lost: false };
+        // A TEMP table exists only on the connection that made it.
+        let mut tx = writer.begin().await.unwrap();
+        sqlx::query("CREATE TEMP TABLE marker (x INTEGER)").execute(&mut *tx).await.unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = writer.begin().await.unwrap();
+        assert!(
+            sqlx::query("SELECT x FROM temp.marker").fetch_all(&mut *tx).await.is_ok(),
+            "the connection is kept"
+        );
+        tx.commit().await.unwrap();
+        writer.lost = true;
+        let mut tx = writer.begin().await.unwrap();
+        assert!(
+            sqlx::query("SELECT x FROM temp.marker").fetch_all(&mut *tx).await.is_err(),
+            "a new connection"
+        );
+        tx.commit().await.unwrap();
+        drop(writer);
+        db.pool.close().await;
+        db.writer.close().await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
 
     #[test]
     fn an_account_always_goes_to_the_same_worker_and_the_accounts_are_shared_out() {

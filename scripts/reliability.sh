@@ -2,8 +2,9 @@
 # The reliability suite against release server processes: races, replays,
 # crashes (kill -9), fuzzing and a soak, on SQLite and PostgreSQL.
 #
-#   scripts/reliability.sh          the full suite (about an hour: 10-minute
-#                                   fuzz runs and a 30-minute soak)
+#   scripts/reliability.sh          the full suite (about an hour and a half:
+#                                   10-minute fuzz runs and a 30-minute soak
+#                                   per backend)
 #   scripts/reliability.sh --quick  the fast parts (what CI runs)
 #
 # Results: target/reliability/*.json; the summary is RELIABILITY.md.
@@ -35,7 +36,8 @@ $bench crashes --backend postgres --kills "$kills" --work-dir "$out" > "$out/cra
 step "fuzzing: ${fuzz_secs}s per target"
 bash scripts/fuzz.sh "$fuzz_secs"
 if ! $quick; then
-  step "soak: 30 minutes of mixed load"
+  step "soak: 30 minutes of mixed load per backend"
+  $bench soak --backend sqlite --minutes 30 --workers 4 --work-dir "$out" > "$out/soak-sqlite.json"
   $bench soak --backend postgres --minutes 30 --workers 4 --work-dir "$out" > "$out/soak-postgres.json"
 fi
 echo "reliability: all suites passed; results in $out/"

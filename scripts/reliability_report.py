@@ -71,8 +71,8 @@ w("Four cargo-fuzz targets (`fuzz/`), each run 10 minutes with zero crashes; the
   "-9223372036854775808` (a panic in debug builds), fixed with a regression test. CI runs each target 20 s "
   "over the committed corpora (`scripts/fuzz.sh 20`).\n")
 w("### Soak\n")
-r = load("soak-postgres")
-if r:
+soaks = [r for r in (load("soak-sqlite"), load("soak-postgres")) if r]
+for r in soaks:
     s = r["summary"]
     g = s["growth"]
     total = sum(s["requests"].values())
@@ -84,10 +84,11 @@ if r:
       f"{g['fds']['minute_2_average']:.0f} → {g['fds']['last_minute_average']:.0f} "
       f"(growth {g['fds']['growth']*100:+.1f} %). Failures: {len(r['failures'])}"
       + (": " + "; ".join(r["failures"]) if r["failures"] else "") + ".")
+if soaks:
     w("- The first 30-minute attempt found a leak: RSS grew steadily (23 → 28 MB in 25 minutes) because "
       "`metrics-exporter-prometheus` keeps every histogram sample until `/metrics` is scraped unless its "
       "upkeep runs. The background loop now runs the upkeep every tick "
-      "(`server/src/lib.rs::spawn_background`); the run above is after that fix.")
+      "(`server/src/lib.rs::spawn_background`); the runs above are after that fix.")
 else:
     w("- not run yet")
 text = open(os.path.join(ROOT, "RELIABILITY.md")).read()

@@ -70,6 +70,23 @@ const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FU
      PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 10000; \
      PRAGMA temp_store = MEMORY;";
 
+/// SQLite's page cache per connection, in KiB (`PRAGMA cache_size`), so that
+/// SQLite's memory has a bound whatever the database's size: 512 KiB per
+/// pool connection (the server opens 16) and SQLite's default 2,000 KiB for
+/// the writer, whose cache stays valid from one batch to the next. A pool
+/// connection (reads, and the writes that are not batched) drops its cache
+/// whenever another connection committed, under load every few
+/// milliseconds, so a bigger one would hold pages nothing reads again. (The
+/// server gives these caches a page buffer of their own:
+/// `credits_server::memory`.)
+const SQLITE_POOL_CACHE_KIB: u32 = 512;
+const SQLITE_WRITER_CACHE_KIB: u32 = 2_000;
+
+/// SQLite's heap (statements, schema, and cache pages malloc'd), in bytes:
+/// past it, a connection's cache reuses its own pages instead of taking
+/// more (`PRAGMA soft_heap_limit`, one setting for the whole process).
+const SQLITE_HEAP_LIMIT: u64 = 8 << 20;
+
 /// How long a PostgreSQL connection may sit idle in the pool before it is
 /// pinged on checkout.
 pub const PG_PING_AFTER_IDLE: Duration = Duration::from_secs(1);
@@ -82,7 +99,8 @@ impl Db {
         if backend == Backend::Sqlite && !Any::database_exists(url).await.unwrap_or(false) {
             Any::create_database(url).await?;
         }
-        let pool = Self::open(url, backend, AnyPoolOptions::new().max_connections(max_connections)).await?;
+        let options = AnyPoolOptions::new().max_connections(max_connections);
+        let pool = Self::open(url, backend, options, SQLITE_POOL_CACHE_KIB).await?;
         let writer = match backend {
             Backend::Sqlite => {
                 let options = AnyPoolOptions::new()
@@ -90,22 +108,30 @@ impl Db {
                     .min_connections(1)
                     .idle_timeout(None)
                     .max_lifetime(None);
-                Self::open(url, backend, options).await?
+                Self::open(url, backend, options, SQLITE_WRITER_CACHE_KIB).await?
             }
             Backend::Postgres => pool.clone(),
         };
         Ok(Self { pool, writer, backend, url: url.to_string() })
     }
 
-    async fn open(url: &str, backend: Backend, options: AnyPoolOptions) -> Result<AnyPool, DbError> {
+    async fn open(
+        url: &str,
+        backend: Backend,
+        options: AnyPoolOptions,
+        sqlite_cache_kib: u32,
+    ) -> Result<AnyPool, DbError> {
         let options = options.acquire_timeout(Duration::from_secs(10));
         let options = match backend {
             // An SQLite connection is a handle inside this process: it cannot
             // go stale the way a network connection can, so no ping (a round
             // trip to the connection's thread) before each use.
-            Backend::Sqlite => options.test_before_acquire(false).after_connect(|conn, _meta| {
+            Backend::Sqlite => options.test_before_acquire(false).after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     conn.execute(SQLITE_PRAGMAS).await?;
+                    let sizes =
+                        format!("PRAGMA cache_size = -{sqlite_cache_kib}; PRAGMA soft_heap_limit = {SQLITE_HEAP_LIMIT};");
+                    conn.execute(sizes.as_str()).await?;
                     Ok(())
                 })
             }),

@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod memory;
 pub mod rate_limit;
 pub mod routes;
 

@@ -3,8 +3,16 @@
 use clap::Parser;
 use std::process::ExitCode;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    credits_server::memory::limit_malloc_arenas();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the async runtime starts")
+        .block_on(run())
+}
+
+async fn run() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -12,5 +20,6 @@ async fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    credits_server::memory::give_sqlite_a_page_buffer();
     credits_server::cli::run(credits_server::cli::Cli::parse()).await
 }

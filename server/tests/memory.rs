@@ -1,0 +1,36 @@
+//! The server's memory bounds on SQLite (`credits_server::memory`,
+//! `credits::db`). Its own test binary: SQLite takes the page buffer only
+//! before it first initializes, which is once per process.
+
+use credits::db::Db;
+use libsqlite3_sys::{sqlite3_status64, SQLITE_STATUS_PAGECACHE_OVERFLOW, SQLITE_STATUS_PAGECACHE_USED};
+
+fn status(op: i32) -> i64 {
+    let (mut current, mut highest) = (0i64, 0i64);
+    // SAFETY: two out-pointers to live integers.
+    unsafe { sqlite3_status64(op, &mut current, &mut highest, 0) };
+    current
+}
+
+#[tokio::test]
+async fn sqlite_caches_are_bounded_and_take_their_pages_from_the_buffer() {
+    credits_server::memory::give_sqlite_a_page_buffer();
+    let path = std::env::temp_dir().join(format!("credits-memory-{}.db", std::process::id()));
+    let db = Db::connect(&format!("sqlite://{}", path.display()), 4).await.unwrap();
+    db.migrate().await.unwrap();
+    let one = |sql: &'static str, pool: &sqlx::AnyPool| {
+        let pool = pool.clone();
+        async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await.unwrap() }
+    };
+    assert_eq!(one("PRAGMA cache_size", &db.pool).await, -512, "a pool connection's cache: 512 KiB");
+    assert_eq!(one("PRAGMA cache_size", &db.writer).await, -2000, "the writer's cache: 2,000 KiB");
+    assert_eq!(one("PRAGMA soft_heap_limit", &db.pool).await, 8 << 20, "SQLite's heap: 8 MiB");
+    assert!(one("SELECT count(*) FROM sqlite_master", &db.pool).await > 0);
+    assert!(status(SQLITE_STATUS_PAGECACHE_USED) > 0, "cached pages sit in the buffer");
+    assert_eq!(status(SQLITE_STATUS_PAGECACHE_OVERFLOW), 0, "no cached page came from malloc");
+    db.pool.close().await;
+    db.writer.close().await;
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}

@@ -277,10 +277,15 @@ impl Writer {
         };
         let begun = conn.begin_with("BEGIN IMMEDIATE").await;
         if let Err(error) = &begun {
-            self.lost = !matches!(error, sqlx::Error::Database(_));
+            self.lost = connection_lost(error);
         }
         begun
     }
+}
+
+/// Any failure but the database's own answer: the connection itself is gone.
+fn connection_lost(error: &sqlx::Error) -> bool {
+    !matches!(error, sqlx::Error::Database(_))
 }
 
 async fn run_batch(writer: &mut Writer, mut batch: Vec<Queued>) {
@@ -400,7 +405,7 @@ async fn run_alone_once(writer: &mut Writer, job: &dyn ErasedJob) -> Answer {
         Ok(tx) => tx,
         // SQLite's kept connection was lost (`Writer::begin`): nothing was
         // written, and the next attempt runs on a new one.
-        Err(error) if sqlite && !matches!(error, sqlx::Error::Database(_)) => {
+        Err(error) if sqlite && connection_lost(&error) => {
             return Err(ServiceError::Internal(format!("{RETRYABLE}{error}")))
         }
         Err(error) => return Err(error.into()),

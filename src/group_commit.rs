@@ -318,7 +318,9 @@ type Answer = Result<Box<dyn Any + Send>, ServiceError>;
 /// All jobs in one transaction; `Err` when the batch must be retried job by job.
 async fn run_together(writer: &mut Writer, batch: &[Queued]) -> Result<Vec<Answer>, ServiceError> {
     let sqlite = writer.sqlite;
+    let mut phase = Phases::start();
     let mut tx = writer.begin().await?;
+    phase.done("begin");
     // A batch of nothing but plain spends debits each account once, set-wise;
     // the spends it could not cover in one go then run one by one below.
     let plain: Vec<PlainSpend<'_>> = batch.iter().filter_map(|queued| queued.job.plain_spend()).collect();
@@ -372,8 +374,30 @@ async fn run_together(writer: &mut Writer, batch: &[Queued]) -> Result<Vec<Answe
         }
         answers.push(answer);
     }
+    phase.done("work");
     tx.commit().await?;
+    phase.done("commit");
     Ok(answers)
+}
+
+/// How long each phase of a transaction of the group commit (a batch, or a
+/// job alone) took: `group_commit_phase_seconds` by `phase`, `begin`, `work`
+/// (every statement of its jobs) and `commit` (the flush included). One
+/// that fails or refuses records only the phases it finished. Where a batch's
+/// time goes is what decides the spend rate (BENCHMARKS.md).
+struct Phases(std::time::Instant);
+
+impl Phases {
+    fn start() -> Self {
+        Self(std::time::Instant::now())
+    }
+
+    fn done(&mut self, phase: &'static str) {
+        let now = std::time::Instant::now();
+        metrics::histogram!("group_commit_phase_seconds", "phase" => phase)
+            .record(now.duration_since(self.0).as_secs_f64());
+        self.0 = now;
+    }
 }
 
 /// The start of an internal error's message when the database rolled the
@@ -401,6 +425,7 @@ async fn run_alone(writer: &mut Writer, job: &dyn ErasedJob) -> Answer {
 
 async fn run_alone_once(writer: &mut Writer, job: &dyn ErasedJob) -> Answer {
     let sqlite = writer.sqlite;
+    let mut phase = Phases::start();
     let mut tx = match writer.begin().await {
         Ok(tx) => tx,
         // SQLite's kept connection was lost (`Writer::begin`): nothing was
@@ -410,9 +435,12 @@ async fn run_alone_once(writer: &mut Writer, job: &dyn ErasedJob) -> Answer {
         }
         Err(error) => return Err(error.into()),
     };
+    phase.done("begin");
     let answer = job.run_erased(&mut tx).await;
+    phase.done("work");
     if answer.is_ok() {
         tx.commit().await?;
+        phase.done("commit");
     }
     answer
 }

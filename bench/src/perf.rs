@@ -399,18 +399,22 @@ async fn spend_http(common: &Common, load: &crate::Load) -> i32 {
     for phase in ["spread", "hot", "hold+capture"] {
         vacuum(common, &database_url);
         eprintln!("  phase {phase}");
-        let cpu = server.cpu_secs();
+        let (cpu, own_cpu) = (server.cpu_secs(), crate::server::cpu_secs("self"));
         let batches = batch_sizes(&server).await;
         let result = match phase {
             "spread" => deduct(&server, tokens.clone(), conns, duration).await,
             "hot" => deduct(&server, Arc::new(vec![hot_token.clone()]), conns, duration).await,
             _ => hold_capture(&server, &api_key, &user_ids, conns, duration).await,
         };
+        let after = batch_sizes(&server).await;
         figures.insert(
             phase.into(),
             json!({"rate": result.rate(), "p99_ms": result.percentile_ms(0.99), "errors": result.errors,
                    "server_cpu_us_per_spend": (server.cpu_secs() - cpu) * 1e6 / result.ok.max(1) as f64,
-                   "mean_batch": mean_batch(batches, batch_sizes(&server).await)}),
+                   "client_cpu_us_per_spend":
+                       (crate::server::cpu_secs("self") - own_cpu) * 1e6 / result.ok.max(1) as f64,
+                   "mean_batch": mean_batch(batches, after),
+                   "batch_phase_ms": mean_phases_ms(batches, after)}),
         );
     }
     vacuum(common, &database_url);
@@ -422,8 +426,20 @@ async fn spend_http(common: &Common, load: &crate::Load) -> i32 {
     0
 }
 
-/// The group committer's batch-size histogram so far: (sum, count), from `/metrics`.
-async fn batch_sizes(server: &Server) -> (f64, f64) {
+/// The group committer's histograms so far, from `/metrics`: the batch
+/// sizes' (sum, count) and the seconds each phase of a batch took in all.
+#[derive(Debug, Clone, Copy, Default)]
+struct Batches {
+    jobs: f64,
+    batches: f64,
+    /// Seconds and transactions of `begin`, `work`, `commit`
+    /// (`group_commit_phase_seconds`: batches and jobs alone).
+    phases: [(f64, f64); 3],
+}
+
+const PHASES: [&str; 3] = ["begin", "work", "commit"];
+
+async fn batch_sizes(server: &Server) -> Batches {
     let text = reqwest::get(format!("{}/metrics", server.base))
         .await
         .expect("GET /metrics")
@@ -433,12 +449,34 @@ async fn batch_sizes(server: &Server) -> (f64, f64) {
     let value = |name: &str| -> f64 {
         text.lines().find_map(|line| line.strip_prefix(name)?.trim().parse().ok()).unwrap_or(0.0)
     };
-    (value("group_commit_batch_size_sum"), value("group_commit_batch_size_count"))
+    Batches {
+        jobs: value("group_commit_batch_size_sum"),
+        batches: value("group_commit_batch_size_count"),
+        phases: PHASES.map(|phase| {
+            let labels = format!("{{phase=\"{phase}\"}}");
+            (
+                value(&format!("group_commit_phase_seconds_sum{labels}")),
+                value(&format!("group_commit_phase_seconds_count{labels}")),
+            )
+        }),
+    }
 }
 
 /// Jobs per batch of more than one between two `batch_sizes` readings.
-fn mean_batch(before: (f64, f64), after: (f64, f64)) -> f64 {
-    (after.0 - before.0) / (after.1 - before.1).max(1.0)
+fn mean_batch(before: Batches, after: Batches) -> f64 {
+    (after.jobs - before.jobs) / (after.batches - before.batches).max(1.0)
+}
+
+/// The mean milliseconds of each phase of a transaction between two readings.
+fn mean_phases_ms(before: Batches, after: Batches) -> Value {
+    let mut phases = serde_json::Map::new();
+    for (index, phase) in PHASES.iter().enumerate() {
+        let ((sum_before, count_before), (sum_after, count_after)) =
+            (before.phases[index], after.phases[index]);
+        let ms = (sum_after - sum_before) * 1000.0 / (count_after - count_before).max(1.0);
+        phases.insert((*phase).into(), json!((ms * 1000.0).round() / 1000.0));
+    }
+    Value::Object(phases)
 }
 
 /// Start-up to healthy on an existing database, the median of five starts.

@@ -400,13 +400,13 @@ async fn spend_http(common: &Common, load: &crate::Load) -> i32 {
         vacuum(common, &database_url);
         eprintln!("  phase {phase}");
         let (cpu, own_cpu) = (server.cpu_secs(), crate::server::cpu_secs("self"));
-        let batches = batch_sizes(&server).await;
+        let batches = group_commit_stats(&server).await;
         let result = match phase {
             "spread" => deduct(&server, tokens.clone(), conns, duration).await,
             "hot" => deduct(&server, Arc::new(vec![hot_token.clone()]), conns, duration).await,
             _ => hold_capture(&server, &api_key, &user_ids, conns, duration).await,
         };
-        let after = batch_sizes(&server).await;
+        let after = group_commit_stats(&server).await;
         figures.insert(
             phase.into(),
             json!({"rate": result.rate(), "p99_ms": result.percentile_ms(0.99), "errors": result.errors,
@@ -427,7 +427,8 @@ async fn spend_http(common: &Common, load: &crate::Load) -> i32 {
 }
 
 /// The group committer's histograms so far, from `/metrics`: the batch
-/// sizes' (sum, count) and the seconds each phase of a batch took in all.
+/// sizes' (sum, count) and, per phase, the seconds its transactions spent
+/// in it and how many there were.
 #[derive(Debug, Clone, Copy, Default)]
 struct Batches {
     jobs: f64,
@@ -439,7 +440,7 @@ struct Batches {
 
 const PHASES: [&str; 3] = ["begin", "work", "commit"];
 
-async fn batch_sizes(server: &Server) -> Batches {
+async fn group_commit_stats(server: &Server) -> Batches {
     let text = reqwest::get(format!("{}/metrics", server.base))
         .await
         .expect("GET /metrics")
@@ -462,7 +463,7 @@ async fn batch_sizes(server: &Server) -> Batches {
     }
 }
 
-/// Jobs per batch of more than one between two `batch_sizes` readings.
+/// Jobs per batch of more than one between two `group_commit_stats` readings.
 fn mean_batch(before: Batches, after: Batches) -> f64 {
     (after.jobs - before.jobs) / (after.batches - before.batches).max(1.0)
 }

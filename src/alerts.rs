@@ -5,6 +5,7 @@
 
 use crate::ledger::{Delta, EntryKind};
 use serde_json::json;
+use crate::exec::Exec;
 use sqlx::AnyConnection;
 use std::sync::OnceLock;
 
@@ -49,26 +50,32 @@ pub async fn emit(
     data: serde_json::Value,
     now: i64,
 ) -> Result<(), sqlx::Error> {
+    queue(conn, user_id, event_type, data, now).await
+}
+
+/// `emit` on either connection of a batch (`exec`).
+async fn queue<C: Exec>(
+    conn: &mut C,
+    user_id: &str,
+    event_type: &str,
+    data: serde_json::Value,
+    now: i64,
+) -> Result<(), sqlx::Error> {
     let id = format!("msg_{}", hex::encode(rand::random::<[u8; 12]>()));
     let mut data = data;
     data["userId"] = json!(user_id);
     let payload = json!({"type": event_type, "timestamp": crate::db::rfc3339(now), "data": data}).to_string();
-    sqlx::query(
+    conn.execute(
         "INSERT INTO outbox (id, user_id, event_type, payload, created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $5)",
+        vec![id.into(), user_id.into(), event_type.into(), payload.into(), now.into()],
     )
-    .bind(&id)
-    .bind(user_id)
-    .bind(event_type)
-    .bind(payload)
-    .bind(now)
-    .execute(&mut *conn)
     .await?;
     Ok(())
 }
 
 /// The events one ledger entry causes.
-pub(crate) async fn on_entry(
-    conn: &mut AnyConnection,
+pub(crate) async fn on_entry<C: Exec>(
+    conn: &mut C,
     user_id: &str,
     delta: &Delta,
     remaining: i64,
@@ -80,7 +87,7 @@ pub(crate) async fn on_entry(
         EntryKind::Initial | EntryKind::Purchase | EntryKind::Adjust
             if delta.remaining > 0 && activity_events() =>
         {
-            emit(
+            queue(
                 conn,
                 user_id,
                 "credits.granted",
@@ -90,7 +97,7 @@ pub(crate) async fn on_entry(
             .await?;
         }
         EntryKind::Spend | EntryKind::Capture if activity_events() => {
-            emit(
+            queue(
                 conn,
                 user_id,
                 "credits.spent",
@@ -103,9 +110,9 @@ pub(crate) async fn on_entry(
     }
     let low = settings().low_balance;
     if before > 0 && remaining <= 0 {
-        emit(conn, user_id, "credits.depleted", json!({"remaining": remaining}), now).await?;
+        queue(conn, user_id, "credits.depleted", json!({"remaining": remaining}), now).await?;
     } else if before >= low && remaining < low {
-        emit(conn, user_id, "credits.low", json!({"remaining": remaining, "threshold": low}), now).await?;
+        queue(conn, user_id, "credits.low", json!({"remaining": remaining, "threshold": low}), now).await?;
     }
     Ok(())
 }

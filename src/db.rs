@@ -178,6 +178,22 @@ impl Db {
     }
 }
 
+/// The group commit's own connection (`exec::SqliteWriter`) to the SQLite
+/// file `pool` opens, with every connection's pragmas and the writer's cache
+/// size; `None` for an in-memory database, which another connection could
+/// not share.
+pub fn open_sqlite_writer(pool: &AnyPool) -> Result<Option<crate::exec::SqliteWriter>, sqlx::Error> {
+    use sqlx::ConnectOptions;
+    let url = pool.connect_options().database_url.clone();
+    let options = sqlx::sqlite::SqliteConnectOptions::from_url(&url)?;
+    let path = options.get_filename();
+    if url.as_str().contains(":memory:") || path.as_os_str().is_empty() || path == std::path::Path::new(":memory:") {
+        return Ok(None);
+    }
+    let pragmas = format!("{SQLITE_PRAGMAS} PRAGMA cache_size = -{SQLITE_WRITER_CACHE_KIB};");
+    crate::exec::SqliteWriter::open(path, &pragmas).map(Some)
+}
+
 /// Milliseconds since the Unix epoch, the unit of every stored timestamp.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()

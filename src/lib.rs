@@ -19,6 +19,8 @@ pub mod auth;
 #[cfg(feature = "ssr")]
 pub mod db;
 #[cfg(feature = "ssr")]
+pub mod exec;
+#[cfg(feature = "ssr")]
 pub mod grants;
 #[cfg(feature = "ssr")]
 pub mod group_commit;

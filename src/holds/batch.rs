@@ -28,7 +28,7 @@ use crate::ledger::batch::{
 };
 use crate::ledger::{Delta, EntryKind, Figures};
 use serde_json::json;
-use sqlx::{AnyConnection, Row};
+use crate::exec::{Arg, Exec, ReadRow};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// One plain hold request of a batch.
@@ -70,8 +70,8 @@ impl<'a> HoldOp<'a> {
 /// Applies what it can: at each op's index, the hold as it now is and the
 /// account's figures right after that op, or `None` when the op must run on
 /// its own afterwards.
-pub async fn apply(
-    conn: &mut AnyConnection,
+pub async fn apply<C: Exec>(
+    conn: &mut C,
     ops: &[HoldOp<'_>],
     postgres: bool,
 ) -> Result<Vec<Option<(Hold, Figures)>>, sqlx::Error> {
@@ -91,12 +91,10 @@ pub async fn apply(
     let active: HashSet<String> = if keys.is_empty() {
         HashSet::new()
     } else {
-        sqlx::query(active_keys_sql(postgres))
-            .bind(serde_json::Value::from(keys).to_string())
-            .fetch_all(&mut *conn)
+        conn.fetch_all(active_keys_sql(postgres), vec![serde_json::Value::from(keys).to_string().into()])
             .await?
             .iter()
-            .map(|row| row.try_get(0))
+            .map(|row| row.read(0))
             .collect::<Result<_, _>>()?
     };
     let allowed = |op: &HoldOp<'_>| op.api_key().is_none_or(|id| active.contains(id));
@@ -120,10 +118,7 @@ pub async fn apply(
         HashMap::new()
     } else {
         let rows: Vec<serde_json::Value> = captures.iter().map(|(_, id)| json!({"hold_id": id})).collect();
-        sqlx::query(capture_sql(postgres))
-            .bind(now)
-            .bind(serde_json::Value::from(rows).to_string())
-            .fetch_all(&mut *conn)
+        conn.fetch_all(capture_sql(postgres), vec![now.into(), serde_json::Value::from(rows).to_string().into()])
             .await?
             .iter()
             .map(|row| super::hold_from_row(row).map(|hold| (hold.id.clone(), hold)))
@@ -219,13 +214,11 @@ pub async fn apply(
     }
     // Within one statement each reference is one hold's: a hold created
     // here cannot also be captured here (nobody knows its id yet).
-    let entry_ids: HashMap<String, i64> = sqlx::query(entries_sql(postgres))
-        .bind(now)
-        .bind(serde_json::Value::from(rows).to_string())
-        .fetch_all(&mut *conn)
+    let entry_ids: HashMap<String, i64> = conn
+        .fetch_all(entries_sql(postgres), vec![now.into(), serde_json::Value::from(rows).to_string().into()])
         .await?
         .iter()
-        .map(|row| Ok((row.try_get::<String, _>(3)?, row.try_get::<i64, _>(0)?)))
+        .map(|row| Ok((row.read::<String>(3)?, row.read::<i64>(0)?)))
         .collect::<Result<_, sqlx::Error>>()?;
     let entry_of = |hold: &Hold| {
         entry_ids
@@ -260,10 +253,7 @@ pub async fn apply(
                        "actor": ops[index].actor(), "expires_at": hold.expires_at_ms, "entry_id": hold.entry_id})
             })
             .collect();
-        sqlx::query(insert_holds_sql(postgres))
-            .bind(now)
-            .bind(serde_json::Value::from(holds).to_string())
-            .execute(&mut *conn)
+        conn.execute(insert_holds_sql(postgres), vec![now.into(), serde_json::Value::from(holds).to_string().into()])
             .await?;
     }
 
@@ -279,8 +269,8 @@ pub async fn apply(
         .collect::<Result<_, _>>()?;
     if !moves.is_empty() {
         let moves = serde_json::Value::from(moves).to_string();
-        sqlx::query(capture_grants_sql(postgres)).bind(&moves).execute(&mut *conn).await?;
-        sqlx::query(capture_draws_sql(postgres)).bind(&moves).execute(&mut *conn).await?;
+        conn.execute(capture_grants_sql(postgres), vec![Arg::from(moves.as_str())]).await?;
+        conn.execute(capture_draws_sql(postgres), vec![Arg::from(moves)]).await?;
     }
 
     // 7. What each entry causes besides: notices, metrics, the trace.
@@ -313,29 +303,26 @@ const FIGURES: &str =
 
 /// Runs a statement (`$1` the time, `$2` the totals) that returns each
 /// changed account's figures (`FIGURES`).
-async fn figures_per_user(
-    conn: &mut AnyConnection,
+async fn figures_per_user<C: Exec>(
+    conn: &mut C,
     sql: &str,
     now: i64,
     totals: &str,
 ) -> Result<HashMap<String, Figures>, sqlx::Error> {
-    sqlx::query(sql)
-        .bind(now)
-        .bind(totals)
-        .fetch_all(&mut *conn)
+    conn.fetch_all(sql, vec![now.into(), totals.into()])
         .await?
         .iter()
         .map(|row| {
             let figures = Figures {
-                remaining: row.try_get(1)?,
-                held: row.try_get(2)?,
-                used: row.try_get(3)?,
-                initial: row.try_get(4)?,
-                bonus: row.try_get(5)?,
-                adjustments: row.try_get(6)?,
-                total: row.try_get(7)?,
+                remaining: row.read(1)?,
+                held: row.read(2)?,
+                used: row.read(3)?,
+                initial: row.read(4)?,
+                bonus: row.read(5)?,
+                adjustments: row.read(6)?,
+                total: row.read(7)?,
             };
-            Ok((row.try_get::<String, _>(0)?, figures))
+            Ok((row.read::<String>(0)?, figures))
         })
         .collect()
 }

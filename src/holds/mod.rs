@@ -57,18 +57,18 @@ pub enum Resolution {
 pub(crate) const HOLD_COLUMNS: &str =
     "id, user_id, amount, captured, status, reason, created_at, expires_at, resolved_at, entry_id";
 
-pub(crate) fn hold_from_row(row: &sqlx::any::AnyRow) -> Result<Hold, sqlx::Error> {
+pub(crate) fn hold_from_row(row: &impl crate::exec::ReadRow) -> Result<Hold, sqlx::Error> {
     Ok(Hold {
-        id: row.try_get("id")?,
-        user_id: row.try_get("user_id")?,
-        amount: row.try_get("amount")?,
-        captured: row.try_get("captured")?,
-        status: row.try_get("status")?,
-        reason: row.try_get("reason")?,
-        created_at_ms: row.try_get("created_at")?,
-        expires_at_ms: row.try_get("expires_at")?,
-        resolved_at_ms: row.try_get("resolved_at")?,
-        entry_id: row.try_get("entry_id")?,
+        id: row.read("id")?,
+        user_id: row.read("user_id")?,
+        amount: row.read("amount")?,
+        captured: row.read("captured")?,
+        status: row.read("status")?,
+        reason: row.read("reason")?,
+        created_at_ms: row.read("created_at")?,
+        expires_at_ms: row.read("expires_at")?,
+        resolved_at_ms: row.read("resolved_at")?,
+        entry_id: row.read("entry_id")?,
     })
 }
 

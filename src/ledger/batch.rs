@@ -19,7 +19,7 @@
 use super::rules::{Delta, EntryKind};
 use crate::grants::GrantEffect;
 use serde_json::json;
-use sqlx::{AnyConnection, Row};
+use crate::exec::{Exec, ReadRow};
 use std::collections::BTreeMap;
 
 /// One spend of a batch.
@@ -34,8 +34,8 @@ pub struct PlainSpend<'a> {
 /// Applies what it can; `true` at the index of every spend it applied.
 /// `postgres`: lock the accounts first, in user-id order, so batches of
 /// several instances never wait on each other in a cycle.
-pub async fn apply_spends(
-    conn: &mut AnyConnection,
+pub async fn apply_spends<C: Exec>(
+    conn: &mut C,
     spends: &[PlainSpend<'_>],
     postgres: bool,
 ) -> Result<Vec<bool>, sqlx::Error> {
@@ -80,14 +80,14 @@ pub async fn apply_spends(
                    "reference": null, "actor": spend.actor})
         })
         .collect();
-    let query = sqlx::query(entries_sql(postgres)).bind(now).bind(serde_json::Value::from(rows).to_string());
+    let args = vec![now.into(), serde_json::Value::from(rows).to_string().into()];
     // An account's entries in one batch have distinct balances (every spend
     // is positive), so (user, balance_after) names each entry.
-    let ids: BTreeMap<(String, i64), i64> = query
-        .fetch_all(&mut *conn)
+    let ids: BTreeMap<(String, i64), i64> = conn
+        .fetch_all(entries_sql(postgres), args)
         .await?
         .iter()
-        .map(|row| Ok(((row.try_get::<String, _>(1)?, row.try_get::<i64, _>(2)?), row.try_get::<i64, _>(0)?)))
+        .map(|row| Ok(((row.read::<String>(1)?, row.read::<i64>(2)?), row.read::<i64>(0)?)))
         .collect::<Result<_, sqlx::Error>>()?;
     let entry_id = |index: usize| -> Result<i64, sqlx::Error> {
         let key = (spends[index].user_id.to_string(), balance_after[index]);
@@ -126,7 +126,7 @@ pub async fn apply_spends(
 /// PostgreSQL: locks the accounts of `totals` (as `totals_json` writes
 /// them) in user-id order, so that batches of several instances never wait
 /// on each other in a cycle.
-pub(crate) async fn lock_accounts(conn: &mut AnyConnection, totals: &str) -> Result<(), sqlx::Error> {
+pub(crate) async fn lock_accounts<C: Exec>(conn: &mut C, totals: &str) -> Result<(), sqlx::Error> {
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         format!(
             "SELECT user_id FROM accounts WHERE user_id IN (SELECT t.user_id FROM ({}) AS t) \
@@ -134,7 +134,7 @@ pub(crate) async fn lock_accounts(conn: &mut AnyConnection, totals: &str) -> Res
             table(true, "$1", &[("user_id", "text"), ("total", "bigint")])
         )
     });
-    sqlx::query(SQL.as_str()).bind(totals).fetch_all(&mut *conn).await?;
+    conn.fetch_all(SQL.as_str(), vec![totals.into()]).await?;
     Ok(())
 }
 
@@ -260,14 +260,14 @@ pub(crate) struct Draw<'a> {
 /// (`grants::on_entry`). Only applied entries are passed, so an account the
 /// batch did not debit (closed, a grant due, short) keeps its grants as they
 /// are.
-pub(crate) async fn draw_grants(
-    conn: &mut AnyConnection,
+pub(crate) async fn draw_grants<C: Exec>(
+    conn: &mut C,
     sql: &str,
     delta: fn(i64) -> Delta,
     now: i64,
     rows: &[Draw<'_>],
 ) -> Result<(), sqlx::Error> {
-    let postgres = conn.backend_name().eq_ignore_ascii_case("postgresql");
+    let postgres = conn.postgres();
     let mut totals: BTreeMap<&str, i64> = BTreeMap::new();
     for row in rows {
         *totals.entry(row.user_id).or_default() += row.amount;
@@ -282,15 +282,12 @@ pub(crate) async fn draw_grants(
         })
         .collect();
     if !draws.is_empty() {
-        sqlx::query(draws_sql(postgres))
-            .bind(serde_json::Value::from(draws).to_string())
-            .execute(&mut *conn)
-            .await?;
+        conn.execute(draws_sql(postgres), vec![serde_json::Value::from(draws).to_string().into()]).await?;
     }
     for row in rows.iter().filter(|row| !drawn.contains_key(row.user_id)) {
         let change = delta(row.amount);
         crate::grants::on_entry(
-            conn,
+            conn.any().ok_or_else(crate::exec::needs_sqlx)?,
             row.user_id,
             &change,
             row.entry_id,
@@ -341,18 +338,15 @@ fn draws_sql(postgres: bool) -> &'static str {
 
 /// Runs a statement (`$1` the time, `$2` the totals) that returns
 /// `(user_id, value)` rows, as a map.
-pub(crate) async fn per_user(
-    conn: &mut AnyConnection,
+pub(crate) async fn per_user<C: Exec>(
+    conn: &mut C,
     sql: &str,
     now: i64,
     totals: &str,
 ) -> Result<BTreeMap<String, i64>, sqlx::Error> {
-    sqlx::query(sql)
-        .bind(now)
-        .bind(totals)
-        .fetch_all(&mut *conn)
+    conn.fetch_all(sql, vec![now.into(), totals.into()])
         .await?
         .iter()
-        .map(|row| Ok((row.try_get::<String, _>(0)?, row.try_get::<i64, _>(1)?)))
+        .map(|row| Ok((row.read::<String>(0)?, row.read::<i64>(1)?)))
         .collect()
 }

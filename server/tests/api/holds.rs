@@ -283,6 +283,19 @@ both!(batched_holds_and_captures_end_as_if_one_at_a_time);
 /// leaves to run one at a time (an account short of credits, a hold named
 /// twice, an unknown or already captured hold, a revoked worker key's ops).
 async fn a_hold_batch_applies_what_it_can_and_leaves_the_rest(backend: Backend) {
+    hold_batch_case(backend, false).await
+}
+both!(a_hold_batch_applies_what_it_can_and_leaves_the_rest);
+
+/// The same batch on the group commit's own SQLite connection
+/// (`exec::SqliteWriter`, which runs a whole batch in place): the same code,
+/// so the same answers and the same rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_batch_applies_the_same_on_the_sqlite_writer_connection() {
+    hold_batch_case(Backend::Sqlite, true).await
+}
+
+async fn hold_batch_case(backend: Backend, in_place: bool) {
     use credits::holds::batch::{apply, HoldOp};
     let app = TestApp::spawn(backend).await;
     let db = app.service.db();
@@ -332,10 +345,19 @@ async fn a_hold_batch_applies_what_it_can_and_leaves_the_rest(backend: Backend) 
         HoldOp::Capture { hold_id: &short_hold, user_id: &short, actor: "t", api_key: None },
     ];
     let postgres = backend == Backend::Postgres;
-    let mut tx = if postgres { db.pool.begin().await } else { db.pool.begin_with("BEGIN IMMEDIATE").await }
-        .expect("a transaction");
-    let out = apply(&mut tx, &ops, postgres).await.expect("the batch applies");
-    tx.commit().await.expect("commit");
+    let out = if in_place {
+        let mut writer = credits::db::open_sqlite_writer(&db.pool).unwrap().expect("a file database");
+        writer.run("BEGIN IMMEDIATE").expect("a transaction");
+        let out = credits::exec::finish_now(apply(&mut writer, &ops, false)).expect("the batch applies");
+        writer.run("COMMIT").expect("commit");
+        out
+    } else {
+        let mut tx = if postgres { db.pool.begin().await } else { db.pool.begin_with("BEGIN IMMEDIATE").await }
+            .expect("a transaction");
+        let out = apply(&mut *tx, &ops, postgres).await.expect("the batch applies");
+        tx.commit().await.expect("commit");
+        out
+    };
     let applied: Vec<bool> = out.iter().map(Option::is_some).collect();
     assert_eq!(applied, [true, true, false, true, false, false, false, true, false, false, false, true]);
     let closed_held: i64 =
@@ -378,4 +400,73 @@ async fn a_hold_batch_applies_what_it_can_and_leaves_the_rest(backend: Backend) 
     assert_eq!((status, answer["credits"]["remaining"].as_i64()), (StatusCode::OK, Some(35)), "{answer}");
     app.assert_consistent().await;
 }
-both!(a_hold_batch_applies_what_it_can_and_leaves_the_rest);
+
+/// The count of SQLite batches committed whole on the group commit's own
+/// connection (`group_commit_in_place_total`; the process's, so other tests
+/// running at the same time may add to it, never take from it).
+async fn committed_in_place(app: &TestApp) -> u64 {
+    let text = app.get("/metrics", None).await.text().await.unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix("group_commit_in_place_total{outcome=\"committed\"} "))
+        .map_or(0, |count| count.trim().parse().unwrap())
+}
+
+/// On SQLite a batch whose every request applies set-wise (plain holds and
+/// captures of accounts that cover them, plain spends) runs whole on the
+/// group commit's own connection, in place (`group_commit::run_in_place`).
+/// Its answers must be those of one request at a time, as on sqlx's
+/// connection, and such batches must actually happen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_batches_that_apply_set_wise_commit_whole_in_place() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let users: Vec<String> = (0..8).map(|i| unique(&format!("inplace{i}"))).collect();
+    for user in &users {
+        app.set_balance(user, 1_000).await;
+    }
+    let before = committed_in_place(&app).await;
+    let asks: Vec<(String, String)> =
+        users.iter().flat_map(|user| std::iter::repeat_n((user.clone(), token(user)), 8)).collect();
+    let held =
+        join_all(asks.iter().map(|(_, bearer)| post(&app, bearer, "/api/holds", json!({"amount": 10})))).await;
+    let mut holds = Vec::new();
+    for user in &users {
+        let mut seen: Vec<i64> = asks
+            .iter()
+            .zip(&held)
+            .filter(|((owner, _), _)| owner == user)
+            .map(|(_, (status, hold))| {
+                assert_eq!(*status, StatusCode::OK, "{hold}");
+                assert_eq!(hold["credits"]["remaining"].as_i64().unwrap() + hold["held"].as_i64().unwrap(), 1_000);
+                holds.push((token(user), hold["holdId"].as_str().unwrap().to_string()));
+                hold["held"].as_i64().unwrap()
+            })
+            .collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (1..=8).map(|n| 10 * n).collect::<Vec<i64>>(), "{user}: one hold at a time");
+    }
+    let paths: Vec<(String, String)> =
+        holds.iter().map(|(bearer, id)| (bearer.clone(), format!("/api/holds/{id}/capture"))).collect();
+    let captured = join_all(paths.iter().map(|(bearer, path)| post(&app, bearer, path, json!({})))).await;
+    for (status, answer) in &captured {
+        assert_eq!((*status, answer["status"].as_str()), (StatusCode::OK, Some("captured")), "{answer}");
+    }
+    let deduct = json!({"action": "deduct", "amount": 5});
+    let spent =
+        join_all(asks.iter().map(|(_, bearer)| app.post_json("/api/credits", Some(bearer), &deduct, None))).await;
+    for response in spent {
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    for user in &users {
+        let view = app.credits(user).await;
+        assert_eq!(
+            (view["credits"]["remaining"].as_i64(), view["held"].as_i64(), view["credits"]["used"].as_i64()),
+            (Some(1_000 - 80 - 40), Some(0), Some(120)),
+            "{user}"
+        );
+        let entries = app.all_entries(user).await;
+        let count = |kind: &str| entries.iter().filter(|e| e["kind"] == kind).count();
+        assert_eq!((count("hold"), count("capture"), count("spend")), (8, 8, 8), "{user}");
+    }
+    assert!(committed_in_place(&app).await > before, "no batch was committed in place");
+    app.assert_consistent().await;
+}

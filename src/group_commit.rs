@@ -11,7 +11,9 @@
 //! made only of plain hold creations and full captures (`holds::batch`) are
 //! applied set-wise, each account checked and debited once by the batch's
 //! total for it in one conditional statement; what they cannot apply that way
-//! then runs job by job as above.
+//! then runs job by job as above. On SQLite such a batch, when all of it
+//! applies set-wise, runs whole on a connection of the group commit's own,
+//! in place (`run_in_place`, `exec::SqliteWriter`).
 //!
 //! The rules for a job:
 //! - a job that refuses (402, 403, 409, …) leaves no write of its own behind
@@ -325,20 +327,23 @@ fn connection_lost(error: &sqlx::Error) -> bool {
 }
 
 async fn run_batch(writer: &mut Writer, mut batch: Vec<Queued>) {
+    batch.sort_by(|a, b| a.job.lock_order().cmp(b.job.lock_order()));
+    if let Some(answers) = run_in_place(writer, &batch) {
+        if batch.len() > 1 {
+            metrics::histogram!("group_commit_batch_size").record(batch.len() as f64);
+        }
+        for (queued, answer) in batch.into_iter().zip(answers) {
+            let _ = queued.reply.send(answer);
+        }
+        return;
+    }
     if batch.len() == 1 {
         let queued = batch.pop().expect("one job");
         let answer = run_alone(writer, queued.job.as_ref()).await;
         let _ = queued.reply.send(answer);
         return;
     }
-    batch.sort_by(|a, b| a.job.lock_order().cmp(b.job.lock_order()));
     metrics::histogram!("group_commit_batch_size").record(batch.len() as f64);
-    if let Some(answers) = run_in_place(writer, &batch) {
-        for (queued, answer) in batch.into_iter().zip(answers) {
-            let _ = queued.reply.send(answer);
-        }
-        return;
-    }
     match run_together(writer, &batch).await {
         Ok(answers) => {
             for (queued, answer) in batch.into_iter().zip(answers) {
@@ -422,8 +427,8 @@ async fn run_together(writer: &mut Writer, batch: &[Queued]) -> Result<Vec<Answe
     Ok(answers)
 }
 
-/// SQLite: a batch of nothing but plain spends, or of nothing but plain hold
-/// requests, all of which apply set-wise, runs whole on the group commit's
+/// SQLite: a batch (or a request alone) of nothing but plain spends, or of
+/// nothing but plain hold requests, all of which apply set-wise, runs whole on the group commit's
 /// own connection (`exec::SqliteWriter`), in place: its ~10 statements and
 /// its commit in one call on this thread, instead of a hand-off to sqlx's
 /// connection thread and back for each (0.5 ms each under load; see

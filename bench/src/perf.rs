@@ -416,6 +416,7 @@ async fn spend_http(common: &Common, load: &crate::Load) -> i32 {
                    "mean_batch": mean_batch(batches, after),
                    "batch_phase_ms": mean_phases_ms(batches, after)}),
         );
+        eprintln!("    {}", figures[phase]);
     }
     vacuum(common, &database_url);
     eprintln!("  phase GET /api/credits at 2,000/s");

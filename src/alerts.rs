@@ -3,9 +3,9 @@
 //! change that caused them. Low and depleted fire once per crossing: when the
 //! balance goes from at-or-above the threshold to below it.
 
+use crate::exec::Exec;
 use crate::ledger::{Delta, EntryKind};
 use serde_json::json;
-use crate::exec::Exec;
 use sqlx::AnyConnection;
 use std::sync::OnceLock;
 

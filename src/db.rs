@@ -187,7 +187,10 @@ pub fn open_sqlite_writer(pool: &AnyPool) -> Result<Option<crate::exec::SqliteWr
     let url = pool.connect_options().database_url.clone();
     let options = sqlx::sqlite::SqliteConnectOptions::from_url(&url)?;
     let path = options.get_filename();
-    if url.as_str().contains(":memory:") || path.as_os_str().is_empty() || path == std::path::Path::new(":memory:") {
+    if url.as_str().contains(":memory:")
+        || path.as_os_str().is_empty()
+        || path == std::path::Path::new(":memory:")
+    {
         return Ok(None);
     }
     let pragmas = format!("{SQLITE_PRAGMAS} PRAGMA cache_size = -{SQLITE_WRITER_CACHE_KIB};");

@@ -149,10 +149,8 @@ impl ReadRow for OwnedRow {
         let position =
             index.position(&self.columns).ok_or_else(|| sqlx::Error::ColumnNotFound(index.to_string()))?;
         let value = rusqlite::types::ValueRef::from(&self.values[position]);
-        T::column_result(value).map_err(|error| sqlx::Error::ColumnDecode {
-            index: index.to_string(),
-            source: Box::new(error),
-        })
+        T::column_result(value)
+            .map_err(|error| sqlx::Error::ColumnDecode { index: index.to_string(), source: Box::new(error) })
     }
 }
 
@@ -178,7 +176,10 @@ impl SqliteWriter {
 
     /// Runs one statement without parameters or rows (`BEGIN IMMEDIATE`, `COMMIT`, `ROLLBACK`).
     pub fn run(&mut self, sql: &str) -> Result<(), sqlx::Error> {
-        self.conn.prepare_cached(sql).and_then(|mut statement| statement.raw_execute()).map_err(sqlite_error)?;
+        self.conn
+            .prepare_cached(sql)
+            .and_then(|mut statement| statement.raw_execute())
+            .map_err(sqlite_error)?;
         Ok(())
     }
 
@@ -200,7 +201,9 @@ impl SqliteWriter {
                 .and_then(|name| name.strip_prefix('$'))
                 .and_then(|number| number.parse::<usize>().ok())
                 .filter(|number| (1..=args.len()).contains(number))
-                .ok_or_else(|| sqlx::Error::Protocol(format!("parameter {index} of {sql} has no argument")))?;
+                .ok_or_else(|| {
+                    sqlx::Error::Protocol(format!("parameter {index} of {sql} has no argument"))
+                })?;
             let bound = match &args[number - 1] {
                 Arg::Int(value) => statement.raw_bind_parameter(index, value),
                 Arg::Text(value) => statement.raw_bind_parameter(index, value.as_str()),
@@ -216,7 +219,8 @@ impl SqliteWriter {
         let mut rows = statement.raw_query();
         let mut out = Vec::new();
         while let Some(row) = rows.next().map_err(sqlite_error)? {
-            let values = (0..columns.len()).map(|i| row.get(i)).collect::<Result<_, _>>().map_err(sqlite_error)?;
+            let values =
+                (0..columns.len()).map(|i| row.get(i)).collect::<Result<_, _>>().map_err(sqlite_error)?;
             out.push(OwnedRow { columns: columns.clone(), values });
         }
         Ok(out)
@@ -255,11 +259,11 @@ impl Exec for SqliteWriter {
 
 /// Runs a future made only of `SqliteWriter` calls, which are ready at
 /// once, to its end on this thread.
-pub fn finish_now<T>(future: impl Future<Output = Result<T, sqlx::Error>>) -> Result<T, sqlx::Error> {
+pub fn finish_now<T, E: From<sqlx::Error>>(future: impl Future<Output = Result<T, E>>) -> Result<T, E> {
     let mut future = std::pin::pin!(future);
     let mut context = std::task::Context::from_waker(std::task::Waker::noop());
     match future.as_mut().poll(&mut context) {
         std::task::Poll::Ready(result) => result,
-        std::task::Poll::Pending => Err(sqlx::Error::Protocol("a SQLite writer batch waited".into())),
+        std::task::Poll::Pending => Err(sqlx::Error::Protocol("a SQLite writer batch waited".into()).into()),
     }
 }

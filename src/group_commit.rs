@@ -27,7 +27,7 @@
 //! a batch is whatever queued while the previous one was committing, so a lone
 //! request waits for nobody.
 
-use crate::exec::{finish_now, SqliteWriter};
+use crate::exec::{finish_now, Exec, SqliteWriter};
 use crate::holds::batch::HoldOp;
 use crate::holds::Hold;
 use crate::ledger::batch::PlainSpend;
@@ -58,15 +58,15 @@ pub trait Job: Send + Sync + 'static {
     /// order), read inside the batch's transaction, after its writes and
     /// before its commit (SQLite; see `run_together`). PostgreSQL batches
     /// answer with `plain_spend_committed` instead.
-    fn plain_spends_applied<'c>(
-        jobs: Vec<&'c Self>,
-        conn: &'c mut AnyConnection,
-    ) -> BoxFuture<'c, Result<Vec<Self::Output>, ServiceError>>
+    fn plain_spends_applied<C: Exec>(
+        jobs: Vec<&Self>,
+        conn: &mut C,
+    ) -> impl Future<Output = Result<Vec<Self::Output>, ServiceError>> + Send
     where
         Self: Sized,
     {
         let _ = (jobs, conn);
-        Box::pin(async { Err(ServiceError::Internal("this job is never a plain spend".into())) })
+        async { Err(ServiceError::Internal("this job is never a plain spend".into())) }
     }
     /// The output of a plain spend the batch applied, when it is answered
     /// after the commit.
@@ -106,6 +106,12 @@ trait ErasedJob: Send + Sync {
         jobs: Vec<&'c dyn ErasedJob>,
         conn: &'c mut AnyConnection,
     ) -> BoxFuture<'c, Result<Vec<Box<dyn Any + Send>>, ServiceError>>;
+    /// The same on the in-place connection (`run_in_place`).
+    fn plain_spends_applied_in_place(
+        &self,
+        jobs: Vec<&dyn ErasedJob>,
+        conn: &mut SqliteWriter,
+    ) -> Result<Vec<Box<dyn Any + Send>>, ServiceError>;
 }
 
 impl<J: Job> ErasedJob for J {
@@ -139,13 +145,24 @@ impl<J: Job> ErasedJob for J {
         conn: &'c mut AnyConnection,
     ) -> BoxFuture<'c, Result<Vec<Box<dyn Any + Send>>, ServiceError>> {
         Box::pin(async move {
-            let same: Option<Vec<&J>> = jobs.iter().map(|job| job.as_any().downcast_ref::<J>()).collect();
-            let same =
-                same.ok_or_else(|| ServiceError::Internal("plain spends of different kinds".into()))?;
-            let outputs = J::plain_spends_applied(same, conn).await?;
+            let outputs = J::plain_spends_applied(same_kind::<J>(&jobs)?, conn).await?;
             Ok(outputs.into_iter().map(|value| Box::new(value) as Box<dyn Any + Send>).collect())
         })
     }
+    fn plain_spends_applied_in_place(
+        &self,
+        jobs: Vec<&dyn ErasedJob>,
+        conn: &mut SqliteWriter,
+    ) -> Result<Vec<Box<dyn Any + Send>>, ServiceError> {
+        let outputs = finish_now(J::plain_spends_applied(same_kind::<J>(&jobs)?, conn))?;
+        Ok(outputs.into_iter().map(|value| Box::new(value) as Box<dyn Any + Send>).collect())
+    }
+}
+
+/// The jobs of a batch of plain spends, as the one type they all are.
+fn same_kind<'a, J: Job>(jobs: &[&'a dyn ErasedJob]) -> Result<Vec<&'a J>, ServiceError> {
+    let same: Option<Vec<&J>> = jobs.iter().map(|job| job.as_any().downcast_ref::<J>()).collect();
+    same.ok_or_else(|| ServiceError::Internal("plain spends of different kinds".into()))
 }
 
 struct Queued {
@@ -457,17 +474,23 @@ fn run_in_place(writer: &mut Writer, batch: &[Queued]) -> Option<Vec<Answer>> {
             if applied.contains(&false) {
                 return Err(crate::exec::needs_sqlx());
             }
-            // Read after the commit, as on PostgreSQL.
-            batch
-                .iter()
-                .map(|queued| Ok(queued.job.plain_spend_committed().expect("a plain spend has an output")))
-                .collect()
+            // The answers, read on this connection inside the transaction
+            // (its page cache is warm; as `run_together` does on SQLite).
+            let jobs: Vec<&dyn ErasedJob> = batch.iter().map(|queued| queued.job.as_ref()).collect();
+            let first = jobs[0];
+            match first.plain_spends_applied_in_place(jobs, conn) {
+                Ok(outputs) => outputs.into_iter().map(Ok).collect(),
+                Err(error) => return Err(sqlx::Error::Protocol(format!("answers of a batch: {error:?}"))),
+            }
         } else {
             let applied = finish_now(crate::holds::batch::apply(&mut *conn, &holds, false))?;
             let mut answers = Vec::with_capacity(batch.len());
             for (queued, applied) in batch.iter().zip(applied) {
                 let (hold, figures) = applied.ok_or_else(crate::exec::needs_sqlx)?;
-                answers.push(Ok(queued.job.plain_hold_applied(hold, figures).expect("a plain hold has an output")));
+                answers.push(Ok(queued
+                    .job
+                    .plain_hold_applied(hold, figures)
+                    .expect("a plain hold has an output")));
             }
             answers
         };

@@ -22,13 +22,13 @@
 //! in the same transaction, and so gets the usual answer or refusal.
 
 use super::Hold;
+use crate::exec::{Arg, Exec, ReadRow};
 use crate::ledger::batch::{
     cached, draw_grants, entries_sql, first_grant_draw_sql, lock_accounts, statement_cell, table,
     totals_json, Draw, StatementCell,
 };
 use crate::ledger::{Delta, EntryKind, Figures};
 use serde_json::json;
-use crate::exec::{Arg, Exec, ReadRow};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// One plain hold request of a batch.
@@ -118,11 +118,14 @@ pub async fn apply<C: Exec>(
         HashMap::new()
     } else {
         let rows: Vec<serde_json::Value> = captures.iter().map(|(_, id)| json!({"hold_id": id})).collect();
-        conn.fetch_all(capture_sql(postgres), vec![now.into(), serde_json::Value::from(rows).to_string().into()])
-            .await?
-            .iter()
-            .map(|row| super::hold_from_row(row).map(|hold| (hold.id.clone(), hold)))
-            .collect::<Result<_, _>>()?
+        conn.fetch_all(
+            capture_sql(postgres),
+            vec![now.into(), serde_json::Value::from(rows).to_string().into()],
+        )
+        .await?
+        .iter()
+        .map(|row| super::hold_from_row(row).map(|hold| (hold.id.clone(), hold)))
+        .collect::<Result<_, _>>()?
     };
     if postgres {
         let mut users: Vec<(&str, i64)> = ops.iter().map(|op| (op.user_id(), 0)).collect();
@@ -253,8 +256,11 @@ pub async fn apply<C: Exec>(
                        "actor": ops[index].actor(), "expires_at": hold.expires_at_ms, "entry_id": hold.entry_id})
             })
             .collect();
-        conn.execute(insert_holds_sql(postgres), vec![now.into(), serde_json::Value::from(holds).to_string().into()])
-            .await?;
+        conn.execute(
+            insert_holds_sql(postgres),
+            vec![now.into(), serde_json::Value::from(holds).to_string().into()],
+        )
+        .await?;
     }
 
     // 6. Grants of the captures: what each hold drew moves from held to used,

@@ -17,9 +17,9 @@
 //! prepared, instead of once per batch.
 
 use super::rules::{Delta, EntryKind};
+use crate::exec::{Exec, ReadRow};
 use crate::grants::GrantEffect;
 use serde_json::json;
-use crate::exec::{Exec, ReadRow};
 use std::collections::BTreeMap;
 
 /// One spend of a batch.

@@ -545,23 +545,21 @@ impl crate::group_commit::Job for ChangeJob {
         })
     }
 
-    fn plain_spends_applied<'c>(
-        jobs: Vec<&'c Self>,
-        conn: &'c mut AnyConnection,
-    ) -> crate::group_commit::BoxFuture<'c, Result<Vec<Changed>, ServiceError>> {
-        Box::pin(async move {
-            let mut users: Vec<&str> = jobs.iter().map(|job| job.target.as_str()).collect();
-            users.sort_unstable();
-            users.dedup();
-            let snapshots = view::snapshots(conn, &users, crate::db::now_ms()).await?;
-            jobs.iter()
-                .map(|job| {
-                    let snapshot = snapshots.get(&job.target).ok_or(LedgerError::NoAccount)?;
-                    let value = view::view(snapshot, job.service.inner.settings.cost_per_video);
-                    Ok(Changed::Answered(Replayable { value, replayed: false }))
-                })
-                .collect()
-        })
+    async fn plain_spends_applied<C: crate::exec::Exec>(
+        jobs: Vec<&Self>,
+        conn: &mut C,
+    ) -> Result<Vec<Changed>, ServiceError> {
+        let mut users: Vec<&str> = jobs.iter().map(|job| job.target.as_str()).collect();
+        users.sort_unstable();
+        users.dedup();
+        let snapshots = view::snapshots(conn, &users, crate::db::now_ms()).await?;
+        jobs.iter()
+            .map(|job| {
+                let snapshot = snapshots.get(&job.target).ok_or(LedgerError::NoAccount)?;
+                let value = view::view(snapshot, job.service.inner.settings.cost_per_video);
+                Ok(Changed::Answered(Replayable { value, replayed: false }))
+            })
+            .collect()
     }
 
     fn plain_spend_committed(&self) -> Option<Changed> {

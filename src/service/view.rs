@@ -8,6 +8,7 @@
 use super::ServiceError;
 use crate::db::rfc3339;
 use crate::dto::CreditsView;
+use crate::exec::{Arg, Exec, ReadRow};
 use crate::grants::GrantRow;
 use crate::ledger::store::{Account, Entry};
 use crate::ledger::Figures;
@@ -198,28 +199,27 @@ pub(crate) async fn snapshot(
 
 /// Reads the views of several users in one statement; users without an
 /// account are missing from the map.
-pub(crate) async fn snapshots(
-    conn: &mut AnyConnection,
+pub(crate) async fn snapshots<C: Exec>(
+    conn: &mut C,
     users: &[&str],
     now: i64,
 ) -> Result<HashMap<String, Snapshot>, sqlx::Error> {
-    let postgres = conn.backend_name().eq_ignore_ascii_case("postgresql");
-    let text: Option<String> = if let [user] = users {
-        let query =
-            sqlx::query_scalar(one_sql(postgres)).bind(*user).bind(now).bind(RECENT_ENTRIES).bind(NOTICES);
-        query.fetch_one(&mut *conn).await?
+    let postgres = conn.postgres();
+    let rows = if let [user] = users {
+        let args = vec![Arg::from(*user), now.into(), RECENT_ENTRIES.into(), NOTICES.into()];
+        conn.fetch_all(one_sql(postgres), args).await?
     } else {
         let list = if postgres {
             text_array(users)
         } else {
             serde_json::to_string(users).map_err(|error| sqlx::Error::Encode(Box::new(error)))?
         };
-        let query = sqlx::query_scalar(snapshots_sql(postgres))
-            .bind(list)
-            .bind(now)
-            .bind(RECENT_ENTRIES - 1)
-            .bind(NOTICES);
-        query.fetch_one(&mut *conn).await?
+        let args = vec![Arg::from(list), now.into(), (RECENT_ENTRIES - 1).into(), NOTICES.into()];
+        conn.fetch_all(snapshots_sql(postgres), args).await?
+    };
+    let text: Option<String> = match rows.first() {
+        Some(row) => row.read(0)?,
+        None => return Err(sqlx::Error::RowNotFound),
     };
     let mut rows: Vec<RawRow> = match text {
         Some(text) => serde_json::from_str(&text).map_err(|error| sqlx::Error::Decode(Box::new(error)))?,
@@ -421,7 +421,7 @@ async fn answer_batch(inner: &ReaderInner, batch: Vec<Waiter>) {
     metrics::histogram!("view_read_batch_size").record(users.len() as f64);
     let read = async {
         let mut conn = inner.pool.acquire().await?;
-        snapshots(&mut conn, &users, crate::db::now_ms()).await
+        snapshots(&mut *conn, &users, crate::db::now_ms()).await
     };
     match read.await {
         Ok(found) => {

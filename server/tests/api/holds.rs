@@ -352,8 +352,9 @@ async fn hold_batch_case(backend: Backend, in_place: bool) {
         writer.run("COMMIT").expect("commit");
         out
     } else {
-        let mut tx = if postgres { db.pool.begin().await } else { db.pool.begin_with("BEGIN IMMEDIATE").await }
-            .expect("a transaction");
+        let mut tx =
+            if postgres { db.pool.begin().await } else { db.pool.begin_with("BEGIN IMMEDIATE").await }
+                .expect("a transaction");
         let out = apply(&mut *tx, &ops, postgres).await.expect("the batch applies");
         tx.commit().await.expect("commit");
         out
@@ -427,7 +428,8 @@ async fn sqlite_batches_that_apply_set_wise_commit_whole_in_place() {
     let asks: Vec<(String, String)> =
         users.iter().flat_map(|user| std::iter::repeat_n((user.clone(), token(user)), 8)).collect();
     let held =
-        join_all(asks.iter().map(|(_, bearer)| post(&app, bearer, "/api/holds", json!({"amount": 10})))).await;
+        join_all(asks.iter().map(|(_, bearer)| post(&app, bearer, "/api/holds", json!({"amount": 10}))))
+            .await;
     let mut holds = Vec::new();
     for user in &users {
         let mut seen: Vec<i64> = asks
@@ -436,7 +438,10 @@ async fn sqlite_batches_that_apply_set_wise_commit_whole_in_place() {
             .filter(|((owner, _), _)| owner == user)
             .map(|(_, (status, hold))| {
                 assert_eq!(*status, StatusCode::OK, "{hold}");
-                assert_eq!(hold["credits"]["remaining"].as_i64().unwrap() + hold["held"].as_i64().unwrap(), 1_000);
+                assert_eq!(
+                    hold["credits"]["remaining"].as_i64().unwrap() + hold["held"].as_i64().unwrap(),
+                    1_000
+                );
                 holds.push((token(user), hold["holdId"].as_str().unwrap().to_string()));
                 hold["held"].as_i64().unwrap()
             })
@@ -452,7 +457,8 @@ async fn sqlite_batches_that_apply_set_wise_commit_whole_in_place() {
     }
     let deduct = json!({"action": "deduct", "amount": 5});
     let spent =
-        join_all(asks.iter().map(|(_, bearer)| app.post_json("/api/credits", Some(bearer), &deduct, None))).await;
+        join_all(asks.iter().map(|(_, bearer)| app.post_json("/api/credits", Some(bearer), &deduct, None)))
+            .await;
     for response in spent {
         assert_eq!(response.status(), StatusCode::OK);
     }

@@ -267,3 +267,40 @@ pub fn finish_now<T, E: From<sqlx::Error>>(future: impl Future<Output = Result<T
         std::task::Poll::Pending => Err(sqlx::Error::Protocol("a SQLite writer batch waited".into()).into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{finish_now, Exec, ReadRow, SqliteWriter};
+
+    #[test]
+    fn the_sqlite_writer_binds_numbered_parameters_and_reads_columns_by_position_and_name() {
+        let path = std::env::temp_dir().join(format!("credits-exec-{}.db", std::process::id()));
+        let mut conn = SqliteWriter::open(&path, "PRAGMA journal_mode = WAL;").unwrap();
+        conn.run("CREATE TABLE IF NOT EXISTS t (n INTEGER, s TEXT)").unwrap();
+        conn.run("BEGIN IMMEDIATE").unwrap();
+        assert!(conn.in_transaction());
+        // `$1` twice: both are the first argument, as on sqlx's connection.
+        let changed = finish_now(
+            conn.execute("INSERT INTO t VALUES ($1, $2), ($1 + 1, NULL)", vec![7.into(), "x".into()]),
+        )
+        .unwrap();
+        assert_eq!(changed, 2);
+        let rows = finish_now(conn.fetch_all("SELECT n, s FROM t WHERE n >= $1 ORDER BY n", vec![7.into()]))
+            .unwrap();
+        let read: Vec<(i64, Option<String>)> =
+            rows.iter().map(|row| (row.read(0).unwrap(), row.read("s").unwrap())).collect();
+        assert_eq!(read, [(7, Some("x".to_string())), (8, None)]);
+        assert!(rows[0].read::<i64>("missing").is_err());
+        assert!(rows[1].read::<String>("s").is_err(), "NULL is not a string");
+        // A parameter without an argument is an error, not a NULL.
+        assert!(finish_now(conn.fetch_all("SELECT $2", vec![1.into()])).is_err());
+        conn.run("ROLLBACK").unwrap();
+        assert!(!conn.in_transaction());
+        let rows = finish_now(conn.fetch_all("SELECT COUNT(*) FROM t", vec![])).unwrap();
+        assert_eq!(rows[0].read::<i64>(0).unwrap(), 0, "rolled back");
+        drop(conn);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+}

@@ -20,7 +20,7 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 use tokio::net::TcpListener;
 
 /// Connections per process; SQLite writes serialize anyway, PostgreSQL scales out by instances.
-const POOL_CONNECTIONS: u32 = 16;
+pub const POOL_CONNECTIONS: u32 = 16;
 
 /// Opens the database named by the configuration and brings its schema up to date.
 pub async fn open_database(config: &Config) -> Result<Db, credits::db::DbError> {

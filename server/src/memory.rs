@@ -12,9 +12,10 @@
 
 /// SQLite's page caches take their pages from one buffer of this many
 /// pages, made once at start, instead of from malloc. The caches' sizes
-/// (`credits::db`: 16 pool connections × 128 pages + the writer's 500) fit
-/// in it; a page beyond it comes from malloc, under SQLite's heap limit.
-const SQLITE_PAGE_SLOTS: usize = 2_600;
+/// (`credits::db`: 16 pool connections × 128 pages, and 500 for each of the
+/// two writer connections, sqlx's and the group commit's own) fit in it; a
+/// page beyond it comes from malloc, under SQLite's heap limit.
+pub const SQLITE_PAGE_SLOTS: usize = 3_100;
 /// The database's page size (SQLite's default; the schema keeps it).
 const SQLITE_PAGE_SIZE: usize = 4_096;
 
@@ -32,7 +33,7 @@ pub fn limit_malloc_arenas() {
     }
 }
 
-/// Gives SQLite its page buffer (`SQLITE_PAGE_SLOTS`, about 11 MB, resident
+/// Gives SQLite its page buffer (`SQLITE_PAGE_SLOTS`, about 13 MB, resident
 /// from the start: SQLite links its slots into a free list). Call before any
 /// database is opened: SQLite takes it only before it initializes.
 pub fn give_sqlite_a_page_buffer() {

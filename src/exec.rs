@@ -154,12 +154,26 @@ impl ReadRow for OwnedRow {
     }
 }
 
-/// The error of a step `SqliteWriter` does not take (`Exec::any`): the
-/// batch runs again on sqlx's connection.
-pub(crate) const NEEDS_SQLX: &str = "this batch needs sqlx's connection";
+/// The signal of a step `SqliteWriter` does not take (`Exec::any`): the
+/// batch runs again on sqlx's connection. Carried as sqlx's error for a
+/// driver's own failure, and told apart by its type (`is_needs_sqlx`).
+#[derive(Debug)]
+pub(crate) struct NeedsSqlx;
+
+impl std::fmt::Display for NeedsSqlx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("this batch needs sqlx's connection")
+    }
+}
+
+impl std::error::Error for NeedsSqlx {}
 
 pub(crate) fn needs_sqlx() -> sqlx::Error {
-    sqlx::Error::Protocol(NEEDS_SQLX.into())
+    sqlx::Error::AnyDriverError(Box::new(NeedsSqlx))
+}
+
+pub(crate) fn is_needs_sqlx(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::AnyDriverError(inner) if inner.is::<NeedsSqlx>())
 }
 
 fn sqlite_error(error: rusqlite::Error) -> sqlx::Error {

@@ -218,7 +218,19 @@ impl GroupCommit {
     /// they always did.) Which worker a job goes to decides nothing else: any
     /// batch still checks and locks for itself.
     fn queue(&self, account: &str) -> &mpsc::Sender<Queued> {
-        let queues = self.inner.queues.get_or_init(|| {
+        let queues = self.queues();
+        &queues[worker_of(account, queues.len())]
+    }
+
+    /// Starts the workers now rather than with the first job (call inside
+    /// the runtime): a server opens its SQLite writer connections as it
+    /// starts, so its open files and memory do not step up under load.
+    pub fn start(&self) {
+        self.queues();
+    }
+
+    fn queues(&self) -> &Vec<mpsc::Sender<Queued>> {
+        self.inner.queues.get_or_init(|| {
             (0..self.inner.workers)
                 .map(|_| {
                     let (sender, mut receiver) = mpsc::channel::<Queued>(16_384);
@@ -226,6 +238,7 @@ impl GroupCommit {
                         (self.inner.pool.clone(), self.inner.max_batch, self.inner.sqlite);
                     tokio::spawn(async move {
                         let mut writer = Writer::new(pool, sqlite);
+                        writer.in_place();
                         while let Some(batch) = next_batch(&mut receiver, max).await {
                             run_batch(&mut writer, batch).await;
                         }
@@ -233,8 +246,7 @@ impl GroupCommit {
                     sender
                 })
                 .collect()
-        });
-        &queues[worker_of(account, queues.len())]
+        })
     }
 }
 
@@ -281,7 +293,7 @@ struct Writer {
 }
 
 /// The group commit's own SQLite connection (`exec::SqliteWriter`), opened
-/// by the first batch that can use it.
+/// as its worker starts (or, after a failure, by the next batch).
 enum InPlace {
     NotOpened,
     Open(SqliteWriter),
@@ -345,13 +357,23 @@ fn connection_lost(error: &sqlx::Error) -> bool {
 
 async fn run_batch(writer: &mut Writer, mut batch: Vec<Queued>) {
     batch.sort_by(|a, b| a.job.lock_order().cmp(b.job.lock_order()));
+    if batch.len() > 1 {
+        metrics::histogram!("group_commit_batch_size").record(batch.len() as f64);
+    }
     if let Some(answers) = run_in_place(writer, &batch) {
-        if batch.len() > 1 {
-            metrics::histogram!("group_commit_batch_size").record(batch.len() as f64);
-        }
+        // Those committed in place are answered; the rest run below.
+        let mut rest = Vec::new();
         for (queued, answer) in batch.into_iter().zip(answers) {
-            let _ = queued.reply.send(answer);
+            match answer {
+                Some(answer) => {
+                    let _ = queued.reply.send(answer);
+                }
+                None => rest.push(queued),
+            }
         }
+        batch = rest;
+    }
+    if batch.is_empty() {
         return;
     }
     if batch.len() == 1 {
@@ -360,7 +382,6 @@ async fn run_batch(writer: &mut Writer, mut batch: Vec<Queued>) {
         let _ = queued.reply.send(answer);
         return;
     }
-    metrics::histogram!("group_commit_batch_size").record(batch.len() as f64);
     match run_together(writer, &batch).await {
         Ok(answers) => {
             for (queued, answer) in batch.into_iter().zip(answers) {
@@ -445,54 +466,76 @@ async fn run_together(writer: &mut Writer, batch: &[Queued]) -> Result<Vec<Answe
 }
 
 /// SQLite: a batch (or a request alone) of nothing but plain spends, or of
-/// nothing but plain hold requests, all of which apply set-wise, runs whole on the group commit's
-/// own connection (`exec::SqliteWriter`), in place: its ~10 statements and
-/// its commit in one call on this thread, instead of a hand-off to sqlx's
+/// nothing but plain hold requests, runs on the group commit's own
+/// connection (`exec::SqliteWriter`), in place: its ~10 statements and its
+/// commit in one call on this thread, instead of a hand-off to sqlx's
 /// connection thread and back for each (0.5 ms each under load; see
 /// `exec`). The statements are those of `ledger::batch` and `holds::batch`,
-/// the same code as on sqlx's connection. `None`, with nothing written, when
-/// the batch is of another kind, when one of its requests does not apply
-/// set-wise (short of credits, a grant due, several grants to draw from, an
-/// alert to queue: the steps written for sqlx's connection only), or on an
-/// error: it then runs on sqlx's connection as before.
+/// the same code as on sqlx's connection.
+///
+/// The requests that apply set-wise are committed here and answered
+/// (`Some`); those that do not (short of credits, a grant due, several
+/// grants to draw from, an alert to queue: the steps written for sqlx's
+/// connection only) are left out (`None`) and run after that commit on
+/// sqlx's connection, as they would have run after the set-wise part of the
+/// same transaction there. `None` for the whole batch, with nothing written,
+/// when it is of another kind, when none of it applies, or on an error: it
+/// then runs on sqlx's connection as before.
 ///
 /// The thread blocks meanwhile (the flush included), so the runtime is told
 /// to move its other work elsewhere (`block_in_place`).
-fn run_in_place(writer: &mut Writer, batch: &[Queued]) -> Option<Vec<Answer>> {
+fn run_in_place(writer: &mut Writer, batch: &[Queued]) -> Option<Vec<Option<Answer>>> {
     let spends: Vec<PlainSpend<'_>> = batch.iter().filter_map(|queued| queued.job.plain_spend()).collect();
     let holds: Vec<HoldOp<'_>> = batch.iter().filter_map(|queued| queued.job.plain_hold()).collect();
     if !writer.sqlite || (spends.len() != batch.len() && holds.len() != batch.len()) {
         return None;
     }
     let conn = writer.in_place()?;
-    let mut run = || -> Result<Vec<Answer>, sqlx::Error> {
+    let mut run = || -> Result<Vec<Option<Answer>>, sqlx::Error> {
         let mut phase = Phases::start();
         conn.run("BEGIN IMMEDIATE")?;
         phase.done("begin");
-        let answers: Vec<Answer> = if spends.len() == batch.len() {
+        let answers: Vec<Option<Answer>> = if spends.len() == batch.len() {
             let applied = finish_now(crate::ledger::batch::apply_spends(&mut *conn, &spends, false))?;
-            if applied.contains(&false) {
+            if !applied.contains(&true) {
                 return Err(crate::exec::needs_sqlx());
             }
             // The answers, read on this connection inside the transaction
             // (its page cache is warm; as `run_together` does on SQLite).
-            let jobs: Vec<&dyn ErasedJob> = batch.iter().map(|queued| queued.job.as_ref()).collect();
-            let first = jobs[0];
-            match first.plain_spends_applied_in_place(jobs, conn) {
-                Ok(outputs) => outputs.into_iter().map(Ok).collect(),
+            let jobs: Vec<&dyn ErasedJob> = batch
+                .iter()
+                .zip(&applied)
+                .filter(|(_, applied)| **applied)
+                .map(|(queued, _)| queued.job.as_ref())
+                .collect();
+            let (first, count) = (jobs[0], jobs.len());
+            let mut outputs = match first.plain_spends_applied_in_place(jobs, conn) {
+                // One answer per applied spend, or none is kept: a spend
+                // without its answer would run again on sqlx's connection.
+                Ok(outputs) if outputs.len() == count => outputs.into_iter(),
+                Ok(outputs) => {
+                    let message = format!("{} answers for {count} spends", outputs.len());
+                    return Err(sqlx::Error::Protocol(message));
+                }
                 Err(error) => return Err(sqlx::Error::Protocol(format!("answers of a batch: {error:?}"))),
-            }
+            };
+            applied.iter().map(|applied| if *applied { outputs.next().map(Ok) } else { None }).collect()
         } else {
             let applied = finish_now(crate::holds::batch::apply(&mut *conn, &holds, false))?;
-            let mut answers = Vec::with_capacity(batch.len());
-            for (queued, applied) in batch.iter().zip(applied) {
-                let (hold, figures) = applied.ok_or_else(crate::exec::needs_sqlx)?;
-                answers.push(Ok(queued
-                    .job
-                    .plain_hold_applied(hold, figures)
-                    .expect("a plain hold has an output")));
+            if applied.iter().all(Option::is_none) {
+                return Err(crate::exec::needs_sqlx());
             }
-            answers
+            batch
+                .iter()
+                .zip(applied)
+                .map(|(queued, applied)| {
+                    let (hold, figures) = applied?;
+                    Some(Ok(queued
+                        .job
+                        .plain_hold_applied(hold, figures)
+                        .expect("a plain hold has an output")))
+                })
+                .collect()
         };
         phase.done("work");
         conn.run("COMMIT")?;
@@ -503,8 +546,9 @@ fn run_in_place(writer: &mut Writer, batch: &[Queued]) -> Option<Vec<Answer>> {
         .is_ok_and(|runtime| runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
     let done = if multi_thread { tokio::task::block_in_place(run) } else { run() };
     let outcome = match &done {
-        Ok(_) => "committed",
-        Err(sqlx::Error::Protocol(message)) if message == crate::exec::NEEDS_SQLX => "not_set_wise",
+        Ok(answers) if answers.iter().all(Option::is_some) => "committed",
+        Ok(_) => "committed_part",
+        Err(error) if crate::exec::is_needs_sqlx(error) => "not_set_wise",
         Err(error) => {
             tracing::warn!(%error, jobs = batch.len(), "in-place batch failed; running it on sqlx's connection");
             "failed"

@@ -471,6 +471,29 @@ pub async fn crashes(common: &Common, kills: usize, workers: usize) -> i32 {
 /// Mixed load at a steady pace for `minutes`, sampling the server's RSS and
 /// open file descriptors every 10 s; growth is the last minute's average over
 /// the second minute's (after warm-up).
+/// What the server's memory is made of (its `/metrics` gauges
+/// `process_malloc_bytes` and `sqlite_memory_bytes`, by part), in KiB: where
+/// a soak's growth is, when it grows.
+async fn memory_parts(client: &reqwest::Client, base: &str) -> Value {
+    let text = match client.get(format!("{base}/metrics")).send().await {
+        Ok(response) => response.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    let mut parts = serde_json::Map::new();
+    for line in text.lines() {
+        for (metric, prefix) in [("process_malloc_bytes", "malloc_"), ("sqlite_memory_bytes", "sqlite_")] {
+            let Some(rest) = line.strip_prefix(metric).and_then(|rest| rest.strip_prefix("{part=\"")) else {
+                continue;
+            };
+            if let Some((part, value)) = rest.split_once("\"} ") {
+                let kib = value.trim().parse::<f64>().unwrap_or(0.0) / 1024.0;
+                parts.insert(format!("{prefix}{part}"), json!(kib.round()));
+            }
+        }
+    }
+    Value::Object(parts)
+}
+
 pub async fn soak(common: &Common, minutes: u64, workers: usize) -> i32 {
     let cluster = Cluster::start(common, "soak", 1).await;
     let client = reqwest::Client::builder().pool_max_idle_per_host(workers).build().unwrap();
@@ -562,7 +585,8 @@ pub async fn soak(common: &Common, minutes: u64, workers: usize) -> i32 {
     let started = Instant::now();
     while Instant::now() < deadline {
         tokio::time::sleep(Duration::from_secs(10)).await;
-        let sample = json!({"t": started.elapsed().as_secs(), "rss_kb": server.status_kb("VmRSS"), "fds": server.open_files()});
+        let mut sample = json!({"t": started.elapsed().as_secs(), "rss_kb": server.status_kb("VmRSS"), "fds": server.open_files()});
+        sample["memory_kb"] = memory_parts(&client, &base).await;
         eprintln!("[soak] {sample}");
         samples.push(sample);
     }

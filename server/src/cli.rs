@@ -90,6 +90,7 @@ async fn execute(cli: Cli) -> Result<ExitCode, String> {
             let listener = tokio::net::TcpListener::bind(config.addr)
                 .await
                 .map_err(|e| format!("CREDITS_ADDR: cannot listen on {}: {e}", config.addr))?;
+            service.start_writers();
             tracing::info!(addr = %config.addr, "credits is serving");
             let interval = std::time::Duration::from_millis(config.sweep_interval_ms);
             crate::spawn_background(

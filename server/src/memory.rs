@@ -58,3 +58,34 @@ pub fn give_sqlite_a_page_buffer() {
         tracing::warn!(rc, "SQLite did not take its page buffer; its caches use malloc");
     }
 }
+
+/// Records what the process's memory is made of as gauges for `/metrics`,
+/// so that a long run's growth can be told apart from outside (the soak
+/// prints them): malloc's heap in use, what it keeps free, and its large
+/// blocks (`process_malloc_bytes{part}`); SQLite's own heap and the part of
+/// its page caches that did not fit in the page buffer
+/// (`sqlite_memory_bytes{part}`), and the buffer's slots in use.
+pub fn record_gauges() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallinfo2 only reads malloc's counters.
+        let info = unsafe { libc::mallinfo2() };
+        metrics::gauge!("process_malloc_bytes", "part" => "in_use").set(info.uordblks as f64);
+        metrics::gauge!("process_malloc_bytes", "part" => "free").set(info.fordblks as f64);
+        metrics::gauge!("process_malloc_bytes", "part" => "mmapped").set(info.hblkhd as f64);
+    }
+    use libsqlite3_sys::{
+        sqlite3_status64, SQLITE_STATUS_MEMORY_USED, SQLITE_STATUS_PAGECACHE_OVERFLOW,
+        SQLITE_STATUS_PAGECACHE_USED,
+    };
+    let status = |op| {
+        let (mut current, mut highest) = (0i64, 0i64);
+        // SAFETY: sqlite3_status64 writes two integers through the pointers.
+        unsafe { sqlite3_status64(op, &mut current, &mut highest, 0) };
+        current as f64
+    };
+    metrics::gauge!("sqlite_memory_bytes", "part" => "heap").set(status(SQLITE_STATUS_MEMORY_USED));
+    metrics::gauge!("sqlite_memory_bytes", "part" => "page_cache_overflow")
+        .set(status(SQLITE_STATUS_PAGECACHE_OVERFLOW));
+    metrics::gauge!("sqlite_page_buffer_slots_used").set(status(SQLITE_STATUS_PAGECACHE_USED));
+}

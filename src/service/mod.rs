@@ -195,6 +195,13 @@ impl CreditsService {
         &self.inner.db
     }
 
+    /// Starts the group commit's writers now, with their connections, rather
+    /// than with the first spend (`GroupCommit::start`). Call inside the
+    /// runtime, once the server is about to serve.
+    pub fn start_writers(&self) {
+        self.inner.commits.start();
+    }
+
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
     }

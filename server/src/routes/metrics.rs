@@ -36,6 +36,7 @@ async fn render(State(service): State<CreditsService>) -> Response {
     let pool = &service.db().pool;
     metrics::gauge!("db_pool_connections").set(f64::from(pool.size()));
     metrics::gauge!("db_pool_idle_connections").set(pool.num_idle() as f64);
+    crate::memory::record_gauges();
     ([("content-type", "text/plain; version=0.0.4")], handle().render()).into_response()
 }
 

@@ -406,10 +406,102 @@ async fn hold_batch_case(backend: Backend, in_place: bool) {
 /// connection (`group_commit_in_place_total`; the process's, so other tests
 /// running at the same time may add to it, never take from it).
 async fn committed_in_place(app: &TestApp) -> u64 {
+    in_place_batches(app, "committed").await
+}
+
+/// The count of SQLite in-place batches with `outcome` (as above).
+async fn in_place_batches(app: &TestApp, outcome: &str) -> u64 {
     let text = app.get("/metrics", None).await.text().await.unwrap();
+    let prefix = format!("group_commit_in_place_total{{outcome=\"{outcome}\"}} ");
     text.lines()
-        .find_map(|line| line.strip_prefix("group_commit_in_place_total{outcome=\"committed\"} "))
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
         .map_or(0, |count| count.trim().parse().unwrap())
+}
+
+/// On SQLite a batch of which only some requests apply set-wise commits
+/// those in place and runs the others (here: accounts short of credits)
+/// after it on sqlx's connection (`group_commit::run_in_place`). Every
+/// request is answered once, as if one at a time: no spend or hold of the
+/// committed part runs again, none of the others is lost. Rounds repeat
+/// until such a mixed batch has happened (at most `ROUNDS`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_batches_commit_what_applies_in_place_and_run_the_rest_after() {
+    const ROUNDS: i64 = 6;
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let rich: Vec<String> = (0..8).map(|i| unique(&format!("partrich{i}"))).collect();
+    let poor: Vec<String> = (0..8).map(|i| unique(&format!("partpoor{i}"))).collect();
+    for user in &rich {
+        app.set_balance(user, 10_000).await;
+    }
+    for user in &poor {
+        app.set_balance(user, 35).await;
+    }
+    let everyone: Vec<(String, String)> = rich
+        .iter()
+        .chain(&poor)
+        .flat_map(|user| std::iter::repeat_n((user.clone(), token(user)), 8))
+        .collect();
+    let is_rich = |user: &String| rich.contains(user);
+    let (mut rounds, mut poor_spent) = (0, std::collections::BTreeMap::<&String, i64>::new());
+    let deduct = json!({"action": "deduct", "amount": 10});
+    let before = in_place_batches(&app, "committed_part").await;
+    while rounds < ROUNDS && (rounds == 0 || in_place_batches(&app, "committed_part").await == before) {
+        rounds += 1;
+        let answers =
+            join_all(everyone.iter().map(|(_, bearer)| post(&app, bearer, "/api/credits", deduct.clone())))
+                .await;
+        for ((user, _), (status, answer)) in everyone.iter().zip(&answers) {
+            if is_rich(user) {
+                assert_eq!(*status, StatusCode::OK, "{user}: {answer}");
+            } else if *status == StatusCode::OK {
+                *poor_spent.entry(user).or_default() += 10;
+            } else {
+                assert_eq!(*status, StatusCode::PAYMENT_REQUIRED, "{user}: {answer}");
+            }
+        }
+    }
+    assert!(
+        in_place_batches(&app, "committed_part").await > before,
+        "no spend batch was committed in part in {rounds} rounds"
+    );
+    for user in &rich {
+        let view = app.credits(user).await;
+        assert_eq!(view["credits"]["remaining"].as_i64(), Some(10_000 - 80 * rounds), "{user}");
+        let spends = app.all_entries(user).await.iter().filter(|e| e["kind"] == "spend").count() as i64;
+        assert_eq!(spends, 8 * rounds, "{user}: each spend once");
+    }
+    for user in &poor {
+        assert_eq!(poor_spent.get(user), Some(&30), "{user}: three of 10 from 35");
+        let view = app.credits(user).await;
+        assert_eq!(view["credits"]["remaining"].as_i64(), Some(5), "{user}");
+    }
+    // Holds likewise: the poor accounts (5 left) cannot hold 10.
+    let before = in_place_batches(&app, "committed_part").await;
+    let mut held = 0;
+    while held < ROUNDS && (held == 0 || in_place_batches(&app, "committed_part").await == before) {
+        held += 1;
+        let answers = join_all(
+            everyone.iter().map(|(_, bearer)| post(&app, bearer, "/api/holds", json!({"amount": 10}))),
+        )
+        .await;
+        for ((user, _), (status, answer)) in everyone.iter().zip(&answers) {
+            let expected = if is_rich(user) { StatusCode::OK } else { StatusCode::PAYMENT_REQUIRED };
+            assert_eq!(*status, expected, "{user}: {answer}");
+        }
+    }
+    assert!(
+        in_place_batches(&app, "committed_part").await > before,
+        "no hold batch was committed in part in {held} rounds"
+    );
+    for user in &rich {
+        let view = app.credits(user).await;
+        assert_eq!(
+            (view["credits"]["remaining"].as_i64(), view["held"].as_i64()),
+            (Some(10_000 - 80 * rounds - 80 * held), Some(80 * held)),
+            "{user}"
+        );
+    }
+    app.assert_consistent().await;
 }
 
 /// On SQLite a batch whose every request applies set-wise (plain holds and

@@ -249,6 +249,21 @@ async fn metrics_and_openapi_describe_the_service(backend: Backend) {
     ] {
         assert!(text.contains(needle), "/metrics lacks {needle}");
     }
+    // What the memory is made of (`memory::record_gauges`): malloc's heap in
+    // use, and SQLite's own (its connections' memory, on SQLite).
+    let gauge = |needle: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(needle))
+            .and_then(|value| value.trim().parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("/metrics lacks {needle}"))
+    };
+    assert!(gauge("process_malloc_bytes{part=\"in_use\"} ") > 0.0);
+    assert!(gauge("process_malloc_bytes{part=\"free\"} ") >= 0.0);
+    let sqlite_heap = gauge("sqlite_memory_bytes{part=\"heap\"} ");
+    assert!(gauge("sqlite_page_buffer_slots_used ") >= 0.0);
+    if backend == Backend::Sqlite {
+        assert!(sqlite_heap > 0.0, "SQLite's connections use memory");
+    }
     let doc: Value = app.get("/api/openapi.json", None).await.json().await.unwrap();
     let paths = doc["paths"].as_object().unwrap();
     let contract = [

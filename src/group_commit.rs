@@ -421,12 +421,7 @@ async fn run_together(writer: &mut Writer, batch: &[Queued]) -> Result<Vec<Answe
     // for the read.
     let mut read_here = Vec::new().into_iter();
     if sqlite {
-        let jobs: Vec<&dyn ErasedJob> = batch
-            .iter()
-            .zip(&applied)
-            .filter(|(_, applied)| **applied)
-            .map(|(queued, _)| queued.job.as_ref())
-            .collect();
+        let jobs = applied_jobs(batch, &applied);
         if let Some(first) = jobs.first().copied() {
             read_here = first.plain_spends_applied_erased(jobs, &mut tx).await?.into_iter();
         }
@@ -463,6 +458,16 @@ async fn run_together(writer: &mut Writer, batch: &[Queued]) -> Result<Vec<Answe
     tx.commit().await?;
     phase.done("commit");
     Ok(answers)
+}
+
+/// The jobs of `batch` whose spends were applied set-wise, in batch order.
+fn applied_jobs<'a>(batch: &'a [Queued], applied: &[bool]) -> Vec<&'a dyn ErasedJob> {
+    batch
+        .iter()
+        .zip(applied)
+        .filter(|(_, applied)| **applied)
+        .map(|(queued, _)| queued.job.as_ref())
+        .collect()
 }
 
 /// SQLite: a batch (or a request alone) of nothing but plain spends, or of
@@ -502,12 +507,7 @@ fn run_in_place(writer: &mut Writer, batch: &[Queued]) -> Option<Vec<Option<Answ
             }
             // The answers, read on this connection inside the transaction
             // (its page cache is warm; as `run_together` does on SQLite).
-            let jobs: Vec<&dyn ErasedJob> = batch
-                .iter()
-                .zip(&applied)
-                .filter(|(_, applied)| **applied)
-                .map(|(queued, _)| queued.job.as_ref())
-                .collect();
+            let jobs = applied_jobs(batch, &applied);
             let (first, count) = (jobs[0], jobs.len());
             let mut outputs = match first.plain_spends_applied_in_place(jobs, conn) {
                 // One answer per applied spend, or none is kept: a spend

@@ -221,20 +221,28 @@ async fn explain(conn: &mut AnyConnection, hold_id: &str, capture: Option<i64>, 
     }
 }
 
+/// The open holds whose time is up (`$1` now), first due first, at most
+/// `$2`: read through `holds_open_expiry`, which holds open holds only.
+pub const DUE_HOLDS_SQL: &str =
+    "SELECT id FROM holds WHERE status = 'open' AND expires_at <= $1 ORDER BY expires_at LIMIT $2";
+
+/// One user's open holds (`$1`), oldest first: read through
+/// `holds_open_user`, which holds open holds only.
+pub const OPEN_HOLDS_OF_USER_SQL: &str =
+    "SELECT id, amount, expires_at FROM holds WHERE user_id = $1 AND status = 'open' ORDER BY created_at";
+
 /// Releases every open hold whose time is up. Safe on any number of
 /// processes at once, and after downtime: each hold expires exactly once.
 pub async fn expire_due(pool: &AnyPool, limit: i64) -> Result<usize, HoldError> {
     let now = crate::db::now_ms();
-    let due: Vec<String> = sqlx::query(
-        "SELECT id FROM holds WHERE status = 'open' AND expires_at <= $1 ORDER BY expires_at LIMIT $2",
-    )
-    .bind(now)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?
-    .iter()
-    .map(|row| row.try_get("id"))
-    .collect::<Result<_, _>>()?;
+    let due: Vec<String> = sqlx::query(DUE_HOLDS_SQL)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|row| row.try_get("id"))
+        .collect::<Result<_, _>>()?;
     let mut expired = 0;
     for id in due {
         let mut tx = pool.begin().await?;

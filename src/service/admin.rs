@@ -126,10 +126,8 @@ impl CreditsService {
         let mut conn = self.inner.db.pool.acquire().await?;
         let account = store::load(&mut conn, user_id).await?.ok_or(LedgerError::NoAccount)?;
         let entries = store::entries_before(&mut conn, user_id, None, 100).await?;
-        let holds = sqlx::query(
-            "SELECT id, amount, expires_at FROM holds WHERE user_id = $1 AND status = 'open' ORDER BY created_at",
-        )
-        .bind(user_id)
+        let holds = sqlx::query(crate::holds::OPEN_HOLDS_OF_USER_SQL)
+            .bind(user_id)
         .fetch_all(&mut *conn)
         .await?
         .iter()

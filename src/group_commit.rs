@@ -360,7 +360,11 @@ async fn run_batch(writer: &mut Writer, mut batch: Vec<Queued>) {
     if batch.len() > 1 {
         metrics::histogram!("group_commit_batch_size").record(batch.len() as f64);
     }
+    // Whether what is left may still apply set-wise: not after a batch
+    // committed in place, whose rest did not apply set-wise just now.
+    let mut set_wise = true;
     if let Some(answers) = run_in_place(writer, &batch) {
+        set_wise = false;
         // Those committed in place are answered; the rest run below.
         let mut rest = Vec::new();
         for (queued, answer) in batch.into_iter().zip(answers) {
@@ -382,7 +386,7 @@ async fn run_batch(writer: &mut Writer, mut batch: Vec<Queued>) {
         let _ = queued.reply.send(answer);
         return;
     }
-    match run_together(writer, &batch).await {
+    match run_together(writer, &batch, set_wise).await {
         Ok(answers) => {
             for (queued, answer) in batch.into_iter().zip(answers) {
                 let _ = queued.reply.send(answer);
@@ -400,8 +404,14 @@ async fn run_batch(writer: &mut Writer, mut batch: Vec<Queued>) {
 
 type Answer = Result<Box<dyn Any + Send>, ServiceError>;
 
-/// All jobs in one transaction; `Err` when the batch must be retried job by job.
-async fn run_together(writer: &mut Writer, batch: &[Queued]) -> Result<Vec<Answer>, ServiceError> {
+/// All jobs in one transaction; `Err` when the batch must be retried job by
+/// job. With `set_wise` false, each job runs on its own in it (the batch is
+/// the rest of one whose other jobs applied set-wise and committed in place).
+async fn run_together(
+    writer: &mut Writer,
+    batch: &[Queued],
+    set_wise: bool,
+) -> Result<Vec<Answer>, ServiceError> {
     let sqlite = writer.sqlite;
     let mut phase = Phases::start();
     let mut tx = writer.begin().await?;
@@ -409,7 +419,7 @@ async fn run_together(writer: &mut Writer, batch: &[Queued]) -> Result<Vec<Answe
     // A batch of nothing but plain spends debits each account once, set-wise;
     // the spends it could not cover in one go then run one by one below.
     let plain: Vec<PlainSpend<'_>> = batch.iter().filter_map(|queued| queued.job.plain_spend()).collect();
-    let applied = if plain.len() == batch.len() {
+    let applied = if set_wise && plain.len() == batch.len() {
         crate::ledger::batch::apply_spends(&mut *tx, &plain, !sqlite).await?
     } else {
         vec![false; batch.len()]
@@ -428,7 +438,7 @@ async fn run_together(writer: &mut Writer, batch: &[Queued]) -> Result<Vec<Answe
     }
     // A batch of nothing but plain hold requests likewise (`holds::batch`).
     let hold_ops: Vec<HoldOp<'_>> = batch.iter().filter_map(|queued| queued.job.plain_hold()).collect();
-    let mut held = if hold_ops.len() == batch.len() {
+    let mut held = if set_wise && hold_ops.len() == batch.len() {
         crate::holds::batch::apply(&mut *tx, &hold_ops, !sqlite).await?
     } else {
         Vec::new()

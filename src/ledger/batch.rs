@@ -124,9 +124,6 @@ pub async fn apply_spends<C: Exec>(
     Ok(applied)
 }
 
-/// PostgreSQL: locks the accounts of `totals` (as `totals_json` writes
-/// them) in user-id order, so that batches of several instances never wait
-/// on each other in a cycle.
 /// On PostgreSQL, for the rest of the batch's transaction: join the batch's
 /// rows to the tables by key lookups, not by hashing or merging whole
 /// tables. The planner takes a JSON parameter for 100 rows whatever it
@@ -147,6 +144,9 @@ pub(crate) async fn prefer_key_lookups<C: Exec>(conn: &mut C) -> Result<(), sqlx
     Ok(())
 }
 
+/// PostgreSQL: locks the accounts of `totals` (as `totals_json` writes
+/// them) in user-id order, so that batches of several instances never wait
+/// on each other in a cycle.
 pub(crate) async fn lock_accounts<C: Exec>(conn: &mut C, totals: &str) -> Result<(), sqlx::Error> {
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         format!(

@@ -22,22 +22,14 @@ const SQLITE_PAGE_SIZE: usize = 4_096;
 /// At most this many malloc arenas (glibc's default is 8 per core), so that
 /// memory one thread frees is reused by the others.
 const MALLOC_ARENAS: i32 = 2;
-/// Blocks of this size and larger are mapped on their own and unmapped when
-/// freed. glibc's default threshold is the same, but it rises (up to 32 MiB)
-/// each time such a block is freed, after which large blocks are cut from
-/// the arenas and leave holes there that `malloc_trim` cannot hand back;
-/// setting it keeps it fixed (RELIABILITY.md, "Stop 27").
-pub const MMAP_THRESHOLD: i32 = 128 * 1024;
 
-/// Caps malloc's arenas (`MALLOC_ARENAS`) and fixes its mmap threshold
-/// (`MMAP_THRESHOLD`). Call before any thread starts: a thread that already
-/// has an arena keeps it.
+/// Caps malloc's arenas (`MALLOC_ARENAS`). Call before any thread starts: a
+/// thread that already has an arena keeps it.
 pub fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes malloc's tuning; no other thread runs yet.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS);
-        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
     }
 }
 

@@ -468,7 +468,8 @@ pub async fn crashes(common: &Common, kills: usize, workers: usize) -> i32 {
     report("crashes", summary, &failures)
 }
 
-/// Mixed load at a steady pace for `minutes`, sampling the server's RSS and
+/// Mixed load at a steady pace for `minutes`, with four live-update streams
+/// open throughout, sampling the server's RSS and
 /// open file descriptors every 10 s; growth is the last minute's average over
 /// the second minute's (after warm-up).
 /// What the server's memory is made of (its `/metrics` gauges
@@ -580,6 +581,33 @@ pub async fn soak(common: &Common, minutes: u64, workers: usize) -> i32 {
             })
         })
         .collect();
+    // Open pages: a live-update stream per watched user for the whole soak,
+    // so the server's change watcher works all along; each must stay open and
+    // keep receiving the figures of its user's spends.
+    let watchers: Vec<_> = users[..4]
+        .iter()
+        .map(|user| {
+            let request = client
+                .get(format!("{base}/api/credits/events"))
+                .bearer_auth(cluster.keys.token(user, 7200 + minutes as i64 * 60));
+            tokio::spawn(async move {
+                let Ok(mut response) = request.send().await else { return (0u64, false) };
+                let mut events = 0u64;
+                loop {
+                    let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                        return (events, true);
+                    };
+                    match tokio::time::timeout(left, response.chunk()).await {
+                        Err(_) => return (events, true),
+                        Ok(Ok(Some(chunk))) => {
+                            events += String::from_utf8_lossy(&chunk).matches("event: credits").count() as u64
+                        }
+                        Ok(_) => return (events, false),
+                    }
+                }
+            })
+        })
+        .collect();
     let server = &cluster.servers[0];
     let mut samples = Vec::new();
     let started = Instant::now();
@@ -591,6 +619,8 @@ pub async fn soak(common: &Common, minutes: u64, workers: usize) -> i32 {
         samples.push(sample);
     }
     join_all(tasks).await;
+    let streams: Vec<(u64, bool)> =
+        join_all(watchers).await.into_iter().map(|r| r.unwrap_or((0, false))).collect();
     let average = |from: u64, to: u64, field: &str| {
         let values: Vec<f64> = samples
             .iter()
@@ -615,12 +645,19 @@ pub async fn soak(common: &Common, minutes: u64, workers: usize) -> i32 {
     if errors > 0 {
         failures.push(format!("{errors} requests did not answer 200: {:?}", counts.lock().unwrap()));
     }
+    for (index, (events, open)) in streams.iter().enumerate() {
+        // The first event is the figures at connect; the user spends every few seconds.
+        if !open || *events < 2 {
+            failures.push(format!("live stream {index}: {events} events, open to the end: {open}"));
+        }
+    }
     if let Err(error) = cluster.check_clean() {
         failures.push(error);
     }
     let summary = json!({
         "backend": common.name(), "minutes": minutes, "workers": workers,
         "requests": *counts.lock().unwrap(), "growth": growth, "samples": samples,
+        "live_stream_events": streams.iter().map(|(events, _)| events).collect::<Vec<_>>(),
     });
     let _ = Backend::Sqlite;
     report("soak", summary, &failures)

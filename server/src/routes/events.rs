@@ -137,13 +137,11 @@ struct EntryCursor {
     seen: BTreeSet<i64>,
     /// Ids above `floor` and below a seen one that have not appeared, with when that was first noticed.
     missing: BTreeMap<i64, i64>,
-    /// Ids up to here are either seen or in `missing`.
-    checked: i64,
 }
 
 impl EntryCursor {
     fn new(floor: i64) -> Self {
-        Self { floor, seen: BTreeSet::new(), missing: BTreeMap::new(), checked: floor }
+        Self { floor, seen: BTreeSet::new(), missing: BTreeMap::new() }
     }
 
     /// Takes a poll's `(id, user_id)` rows at `now`; returns each user with
@@ -160,21 +158,20 @@ impl EntryCursor {
             }
         }
         if let Some(&top) = self.seen.last() {
-            for id in self.checked + 1..top {
+            for id in self.floor + 1..top {
                 if !self.seen.contains(&id) {
-                    self.missing.insert(id, now);
+                    self.missing.entry(id).or_insert(now);
                 }
             }
-            self.checked = self.checked.max(top);
         }
         loop {
             let next = self.floor + 1;
-            let given_up = self.missing.get(&next).is_some_and(|since| now - since >= LOOKBACK_MS);
-            if self.seen.remove(&next) || (given_up && self.missing.remove(&next).is_some()) {
-                self.floor = next;
-            } else {
+            if self.missing.get(&next).is_some_and(|since| now - since >= LOOKBACK_MS) {
+                self.missing.remove(&next);
+            } else if !self.seen.remove(&next) {
                 break;
             }
+            self.floor = next;
         }
         users
     }

@@ -91,6 +91,20 @@ const SQLITE_HEAP_LIMIT: u64 = 8 << 20;
 /// pinged on checkout.
 pub const PG_PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 
+/// The connection itself is gone, not refused by the database: any failure
+/// but the database's answer, or an answer that says the server is ending
+/// this session (SQLSTATE class 08, or 57P01–57P03: terminated by an
+/// administrator, a crash or a restart). PostgreSQL sends that answer on a
+/// cut connection's next use, before the socket reads as closed.
+pub fn connection_lost(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(error) => error
+            .code()
+            .is_some_and(|code| code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03")),
+        _ => true,
+    }
+}
+
 impl Db {
     /// Opens the pool, creating a SQLite file that does not exist yet.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, DbError> {

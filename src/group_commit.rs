@@ -272,16 +272,16 @@ pub(crate) async fn next_batch<T>(receiver: &mut mpsc::Receiver<T>, max: usize) 
     Some(batch)
 }
 
-/// Where one worker's transactions run. SQLite: the writer pool's one
-/// connection, taken on first use and kept for good. Handed back to the pool
-/// after each batch, it was pinged there (a round trip to SQLite's thread)
-/// and taken out again by the next batch: `BEGIN` took 0.34–0.59 ms of a
-/// ~3 ms hold batch that way, 0.25–0.33 ms kept (timed inside the server,
-/// same build, alternated; BENCHMARKS.md). A kept connection whose `BEGIN`
-/// fails for any reason but the database's answer (SQLite's thread for it is
-/// gone) is closed, and the next transaction takes a new one from the pool.
-/// PostgreSQL: a connection of the shared pool per transaction (one that
-/// died is replaced there).
+/// Where one worker's transactions run: a connection taken from the pool on
+/// first use and kept for good, on either engine. Handed back to the pool
+/// after each batch, it was pinged there (a round trip to SQLite's thread,
+/// or to PostgreSQL) and taken out again by the next batch: on SQLite
+/// `BEGIN` took 0.34–0.59 ms of a ~3 ms hold batch that way, 0.25–0.33 ms
+/// kept (timed inside the server, same build, alternated; BENCHMARKS.md).
+/// A kept connection found lost at `BEGIN` (`db::connection_lost`: SQLite's
+/// thread for it is gone, PostgreSQL restarted or a proxy closed it while
+/// idle) is closed, and the next transaction takes a new one
+/// from the pool; nothing was written, so the job runs again there.
 struct Writer {
     pool: AnyPool,
     sqlite: bool,
@@ -326,13 +326,12 @@ impl Writer {
         }
     }
 
-    /// SQLite: a write transaction takes the write lock as it begins
-    /// (`BEGIN IMMEDIATE`), or it could fail upgrading a stale read snapshot.
-    /// (PostgreSQL locks rows as they are written.)
-    async fn begin(&mut self) -> Result<sqlx::Transaction<'_, sqlx::Any>, sqlx::Error> {
-        if !self.sqlite {
-            return self.pool.begin().await;
-        }
+    /// Begins a transaction on the kept connection. SQLite: it takes the
+    /// write lock as it begins (`BEGIN IMMEDIATE`), or it could fail
+    /// upgrading a stale read snapshot. PostgreSQL locks rows as they are
+    /// written; a batch's transaction (`batch`) also plans for key lookups
+    /// (`PG_BATCH_BEGIN`), in the same round trip as its `BEGIN`.
+    async fn begin(&mut self, batch: bool) -> Result<sqlx::Transaction<'_, sqlx::Any>, sqlx::Error> {
         if std::mem::take(&mut self.lost) {
             if let Some(mut conn) = self.held.take() {
                 conn.close_on_drop();
@@ -342,7 +341,12 @@ impl Writer {
             Some(conn) => conn,
             held => held.insert(self.pool.acquire().await?),
         };
-        let begun = conn.begin_with("BEGIN IMMEDIATE").await;
+        let statement = match (self.sqlite, batch) {
+            (true, _) => "BEGIN IMMEDIATE",
+            (false, true) => PG_BATCH_BEGIN,
+            (false, false) => "BEGIN",
+        };
+        let begun = conn.begin_with(statement).await;
         if let Err(error) = &begun {
             self.lost = connection_lost(error);
         }
@@ -350,9 +354,21 @@ impl Writer {
     }
 }
 
-/// Any failure but the database's own answer: the connection itself is gone.
+/// PostgreSQL: a batch's `BEGIN`, which also tells the planner, for this
+/// transaction only (`SET LOCAL`), to join the batch's rows to the tables by
+/// key lookups, not by hashing or merging whole tables. The planner takes a
+/// batch's JSON parameter for 100 rows whatever it holds, so for tables of a
+/// few hundred pages (accounts, grants) it chose a sequential scan and a
+/// hash join for every statement of a batch of ~16; under load each such
+/// scan also walks every dead version of the rows the run updated since the
+/// last vacuum (3.5 ms for one statement against 0.4 ms by the primary key,
+/// after a benchmark run; BENCHMARKS.md, "Stop 26"). Every join of a batch
+/// statement is on a key, so a lookup per row is right for any batch and any
+/// table size. One simple-query message: no round trip of its own.
+const PG_BATCH_BEGIN: &str = "BEGIN; SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off";
+
 fn connection_lost(error: &sqlx::Error) -> bool {
-    !matches!(error, sqlx::Error::Database(_))
+    crate::db::connection_lost(error)
 }
 
 async fn run_batch(writer: &mut Writer, mut batch: Vec<Queued>) {
@@ -414,7 +430,7 @@ async fn run_together(
 ) -> Result<Vec<Answer>, ServiceError> {
     let sqlite = writer.sqlite;
     let mut phase = Phases::start();
-    let mut tx = writer.begin().await?;
+    let mut tx = writer.begin(true).await?;
     phase.done("begin");
     // A batch of nothing but plain spends debits each account once, set-wise;
     // the spends it could not cover in one go then run one by one below.
@@ -619,13 +635,12 @@ async fn run_alone(writer: &mut Writer, job: &dyn ErasedJob) -> Answer {
 }
 
 async fn run_alone_once(writer: &mut Writer, job: &dyn ErasedJob) -> Answer {
-    let sqlite = writer.sqlite;
     let mut phase = Phases::start();
-    let mut tx = match writer.begin().await {
+    let mut tx = match writer.begin(false).await {
         Ok(tx) => tx,
-        // SQLite's kept connection was lost (`Writer::begin`): nothing was
+        // The kept connection was lost (`Writer::begin`): nothing was
         // written, and the next attempt runs on a new one.
-        Err(error) if sqlite && connection_lost(&error) => {
+        Err(error) if connection_lost(&error) => {
             return Err(ServiceError::Internal(format!("{RETRYABLE}{error}")))
         }
         Err(error) => return Err(error.into()),
@@ -650,17 +665,17 @@ mod tests {
         let db = crate::db::Db::connect(&format!("sqlite://{}", path.display()), 2).await.unwrap();
         let mut writer = Writer::new(db.writer.clone(), true);
         // A TEMP table exists only on the connection that made it.
-        let mut tx = writer.begin().await.unwrap();
+        let mut tx = writer.begin(false).await.unwrap();
         sqlx::query("CREATE TEMP TABLE marker (x INTEGER)").execute(&mut *tx).await.unwrap();
         tx.commit().await.unwrap();
-        let mut tx = writer.begin().await.unwrap();
+        let mut tx = writer.begin(false).await.unwrap();
         assert!(
             sqlx::query("SELECT x FROM temp.marker").fetch_all(&mut *tx).await.is_ok(),
             "the connection is kept"
         );
         tx.commit().await.unwrap();
         writer.lost = true;
-        let mut tx = writer.begin().await.unwrap();
+        let mut tx = writer.begin(false).await.unwrap();
         assert!(
             sqlx::query("SELECT x FROM temp.marker").fetch_all(&mut *tx).await.is_err(),
             "a new connection"

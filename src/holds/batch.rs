@@ -24,8 +24,8 @@
 use super::Hold;
 use crate::exec::{Arg, Exec, ReadRow};
 use crate::ledger::batch::{
-    cached, draw_grants, entries_sql, first_grant_draw_sql, lock_accounts, prefer_key_lookups,
-    statement_cell, table, totals_json, Draw, StatementCell,
+    cached, draw_grants, entries_sql, first_grant_draw_sql, lock_accounts, statement_cell, table,
+    totals_json, Draw, StatementCell,
 };
 use crate::ledger::{Delta, EntryKind, Figures};
 use serde_json::json;
@@ -77,9 +77,6 @@ pub async fn apply<C: Exec>(
 ) -> Result<Vec<Option<(Hold, Figures)>>, sqlx::Error> {
     let now = crate::db::now_ms();
     let mut out: Vec<Option<(Hold, Figures)>> = vec![None; ops.len()];
-    if postgres {
-        prefer_key_lookups(conn).await?;
-    }
 
     // 0. The worker keys acting, confirmed active in this transaction (one
     //    read for the batch); an op whose key was revoked is left to run on

@@ -33,7 +33,8 @@ pub struct PlainSpend<'a> {
 
 /// Applies what it can; `true` at the index of every spend it applied.
 /// `postgres`: lock the accounts first, in user-id order, so batches of
-/// several instances never wait on each other in a cycle.
+/// several instances never wait on each other in a cycle. There the
+/// transaction is a batch's (`group_commit`), begun to plan for key lookups.
 pub async fn apply_spends<C: Exec>(
     conn: &mut C,
     spends: &[PlainSpend<'_>],
@@ -47,7 +48,6 @@ pub async fn apply_spends<C: Exec>(
     let users: Vec<(&str, i64)> = totals.into_iter().collect();
     let totals = totals_json(&users);
     if postgres {
-        prefer_key_lookups(conn).await?;
         lock_accounts(conn, &totals).await?;
     }
 
@@ -122,26 +122,6 @@ pub async fn apply_spends<C: Exec>(
         super::store::record_metrics(EntryKind::Spend, &delta);
     }
     Ok(applied)
-}
-
-/// On PostgreSQL, for the rest of the batch's transaction: join the batch's
-/// rows to the tables by key lookups, not by hashing or merging whole
-/// tables. The planner takes a JSON parameter for 100 rows whatever it
-/// holds, so for tables of a few hundred pages (accounts, grants) it chose
-/// a sequential scan and a hash join for every statement of a batch of ~16;
-/// under load each such scan also walks every dead version of the rows the
-/// run updated since the last vacuum (3.5 ms for one statement against
-/// 0.4 ms by the primary key, after a benchmark run; BENCHMARKS.md,
-/// "Stop 26"). Every join of a batch statement is on a key, so a lookup per
-/// row is right for any batch and any table size. `SET LOCAL`: it ends with
-/// the transaction, and other transactions on the connection plan as usual.
-pub(crate) async fn prefer_key_lookups<C: Exec>(conn: &mut C) -> Result<(), sqlx::Error> {
-    conn.fetch_all(
-        "SELECT set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)",
-        Vec::new(),
-    )
-    .await?;
-    Ok(())
 }
 
 /// PostgreSQL: locks the accounts of `totals` (as `totals_json` writes

@@ -13,8 +13,9 @@ use crate::grants::GrantRow;
 use crate::ledger::store::{Account, Entry};
 use crate::ledger::Figures;
 use crate::outbox::Notice;
+use sqlx::pool::PoolConnection;
 use sqlx::AnyConnection;
-use sqlx::AnyPool;
+use sqlx::{Any, AnyPool};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use tokio::sync::{mpsc, oneshot, Mutex};
@@ -399,13 +400,14 @@ impl ViewReader {
             for _ in 0..self.inner.workers {
                 let (inner, receiver) = (self.inner.clone(), receiver.clone());
                 tokio::spawn(async move {
+                    let mut kept = None;
                     loop {
                         let batch = {
                             let mut receiver = receiver.lock().await;
                             crate::group_commit::next_batch(&mut receiver, MAX_READ_BATCH).await
                         };
                         let Some(batch) = batch else { break };
-                        answer_batch(&inner, batch).await;
+                        answer_batch(&inner, &mut kept, batch).await;
                     }
                 });
             }
@@ -414,16 +416,42 @@ impl ViewReader {
     }
 }
 
-async fn answer_batch(inner: &ReaderInner, batch: Vec<Waiter>) {
+/// Reads on the worker's own connection, taken from the pool on first use
+/// and kept: a connection handed back to the pool after each read is pinged
+/// there (sqlx does so on every return), one more round trip per read. One
+/// that is lost (`db::connection_lost`: PostgreSQL restarted, a proxy closed
+/// it while idle) is closed and the read made again, once, on a new one: a
+/// read changes nothing.
+async fn read_kept(
+    pool: &AnyPool,
+    kept: &mut Option<PoolConnection<Any>>,
+    users: &[&str],
+) -> Result<HashMap<String, Snapshot>, sqlx::Error> {
+    let mut retried = false;
+    loop {
+        if kept.is_none() {
+            *kept = Some(pool.acquire().await?);
+        }
+        let conn = kept.as_mut().expect("a kept connection");
+        match snapshots(&mut **conn, users, crate::db::now_ms()).await {
+            Err(error) if !retried && crate::db::connection_lost(&error) => {
+                tracing::warn!(%error, "the view reader's connection failed; reading on a new one");
+                if let Some(mut conn) = kept.take() {
+                    conn.close_on_drop();
+                }
+                retried = true;
+            }
+            result => return result,
+        }
+    }
+}
+
+async fn answer_batch(inner: &ReaderInner, kept: &mut Option<PoolConnection<Any>>, batch: Vec<Waiter>) {
     let mut users: Vec<&str> = batch.iter().map(|(user, _)| user.as_str()).collect();
     users.sort_unstable();
     users.dedup();
     metrics::histogram!("view_read_batch_size").record(users.len() as f64);
-    let read = async {
-        let mut conn = inner.pool.acquire().await?;
-        snapshots(&mut *conn, &users, crate::db::now_ms()).await
-    };
-    match read.await {
+    match read_kept(&inner.pool, kept, &users).await {
         Ok(found) => {
             let found: HashMap<String, Arc<Snapshot>> =
                 found.into_iter().map(|(user, snapshot)| (user, Arc::new(snapshot))).collect();

@@ -492,6 +492,54 @@ async fn postgres_connections_cut_while_idle_are_replaced_before_use() {
     }
 }
 
+/// The group commit keeps one PostgreSQL connection per worker for good
+/// (no pool checkout and return ping per batch). When the database cuts
+/// those (a restart, a proxy's idle timeout), the next spends, alone and in
+/// batches, begin on new connections instead of failing, and each is applied
+/// once.
+#[tokio::test]
+async fn spends_after_the_kept_postgres_writer_connections_were_cut_still_apply_once() {
+    let url = fresh_database_url(Backend::Postgres).await;
+    let app = TestApp::spawn_on(&url, &[]).await;
+    let users: Vec<String> = (0..8).map(|_| unique("cut")).collect();
+    let spend = json!({"action": "deduct", "amount": 1, "reason": "before the cut"});
+    for user in &users {
+        app.set_balance(user, 100).await;
+        assert_eq!(app.change(user, spend.clone()).await.0, StatusCode::OK);
+    }
+    let database = url.rsplit('/').next().unwrap().to_string();
+    let mut admin =
+        <sqlx::postgres::PgConnection as sqlx::Connection>::connect(&postgres_admin_url()).await.unwrap();
+    let cut: i64 = sqlx::query_scalar(
+        "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(&database)
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert!(cut >= 2, "the writers' kept connections and the pool's were cut ({cut})");
+    tokio::time::sleep(credits::db::PG_PING_AFTER_IDLE + std::time::Duration::from_millis(100)).await;
+    // One alone, then a burst that the group commit batches.
+    let after = json!({"action": "deduct", "amount": 1, "reason": "after the cut"});
+    assert_eq!(app.change(&users[0], after.clone()).await.0, StatusCode::OK);
+    let mut burst = Vec::new();
+    for user in &users {
+        for _ in 0..5 {
+            burst.push(app.change(user, after.clone()));
+        }
+    }
+    for (status, body) in join_all(burst).await {
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    for (index, user) in users.iter().enumerate() {
+        let spent = 1 + 5 + usize::from(index == 0);
+        let view = app.credits(user).await;
+        assert_eq!(view["credits"]["remaining"], 100 - spent as i64, "{user}: {view}");
+    }
+    app.assert_consistent().await;
+}
+
 #[tokio::test]
 async fn sqlite_runs_in_wal_mode_with_full_sync() {
     use sqlx::Row;

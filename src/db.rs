@@ -91,6 +91,62 @@ const SQLITE_HEAP_LIMIT: u64 = 8 << 20;
 /// pinged on checkout.
 pub const PG_PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 
+/// A connection a worker keeps for good (the group commit's writers, the
+/// view reader's workers), so that no batch pays a pool checkout and the
+/// ping sqlx sends when a connection goes back to the pool. `Own`: opened by
+/// the worker on its own thread's runtime (the group commit's PostgreSQL
+/// writers), so that the socket is driven by that runtime and a reply wakes
+/// the worker at once, not behind the request handlers' tasks.
+pub(crate) enum Kept {
+    Pooled(sqlx::pool::PoolConnection<Any>),
+    Own(sqlx::AnyConnection),
+}
+
+impl Kept {
+    /// A connection from `pool`, or (`own`) a new one with its options.
+    pub(crate) async fn open(pool: &AnyPool, own: bool) -> Result<Self, sqlx::Error> {
+        use sqlx::Connection;
+        Ok(if own {
+            Self::Own(sqlx::AnyConnection::connect_with(&pool.connect_options()).await?)
+        } else {
+            Self::Pooled(pool.acquire().await?)
+        })
+    }
+
+    pub(crate) fn conn(&mut self) -> &mut sqlx::AnyConnection {
+        match self {
+            Self::Pooled(conn) => conn,
+            Self::Own(conn) => conn,
+        }
+    }
+
+    /// Closes a connection found lost, rather than handing it back to the pool.
+    pub(crate) fn discard(self) {
+        if let Self::Pooled(mut conn) = self {
+            conn.close_on_drop();
+        }
+    }
+}
+
+/// Runs `work` on a thread of its own with a single-threaded runtime: a
+/// worker that mostly waits for the database (`Kept::Own`). Its future ends
+/// when its queue closes, and the thread with it.
+pub(crate) fn spawn_on_own_thread<F>(name: &str, work: F)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for a database worker")
+                .block_on(work)
+        })
+        .expect("a thread for a database worker");
+}
+
 /// The connection itself is gone, not refused by the database: any failure
 /// but the database's answer, or an answer that says the server is ending
 /// this session (SQLSTATE class 08, or 57P01–57P03: terminated by an

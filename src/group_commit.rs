@@ -27,13 +27,13 @@
 //! a batch is whatever queued while the previous one was committing, so a lone
 //! request waits for nobody.
 
+use crate::db::Kept;
 use crate::exec::{finish_now, Exec, SqliteWriter};
 use crate::holds::batch::HoldOp;
 use crate::holds::Hold;
 use crate::ledger::batch::PlainSpend;
 use crate::ledger::Figures;
 use crate::service::ServiceError;
-use sqlx::pool::PoolConnection;
 use sqlx::{AnyConnection, AnyPool, Connection};
 use std::any::Any;
 use std::future::Future;
@@ -236,13 +236,27 @@ impl GroupCommit {
                     let (sender, mut receiver) = mpsc::channel::<Queued>(16_384);
                     let (pool, max, sqlite) =
                         (self.inner.pool.clone(), self.inner.max_batch, self.inner.sqlite);
-                    tokio::spawn(async move {
+                    let work = async move {
                         let mut writer = Writer::new(pool, sqlite);
                         writer.in_place();
                         while let Some(batch) = next_batch(&mut receiver, max).await {
                             run_batch(&mut writer, batch).await;
                         }
-                    });
+                    };
+                    // PostgreSQL: each worker on a thread of its own, with
+                    // its own connection (`db::Kept::Own`). A batch is a
+                    // dozen round trips, each waking the worker; on the
+                    // shared runtime each wake-up waited behind the request
+                    // handlers. Measured (`credits-bench spend --http`,
+                    // alternated, BENCHMARKS.md notes): hold+capture +10 to
+                    // +21 %, deducts spread +3 to +7 %. (The view reader's
+                    // workers, tried the same way, lost 5–8 % on spread.)
+                    // SQLite runs its batches in place instead.
+                    if sqlite {
+                        tokio::spawn(work);
+                    } else {
+                        crate::db::spawn_on_own_thread("group-commit", work);
+                    }
                     sender
                 })
                 .collect()
@@ -285,7 +299,7 @@ pub(crate) async fn next_batch<T>(receiver: &mut mpsc::Receiver<T>, max: usize) 
 struct Writer {
     pool: AnyPool,
     sqlite: bool,
-    held: Option<PoolConnection<sqlx::Any>>,
+    held: Option<Kept>,
     /// The kept connection failed at `BEGIN`: replace it before the next one.
     lost: bool,
     /// SQLite: the connection set-wise batches run on in place (`run_in_place`).
@@ -333,14 +347,14 @@ impl Writer {
     /// (`PG_BATCH_BEGIN`), in the same round trip as its `BEGIN`.
     async fn begin(&mut self, batch: bool) -> Result<sqlx::Transaction<'_, sqlx::Any>, sqlx::Error> {
         if std::mem::take(&mut self.lost) {
-            if let Some(mut conn) = self.held.take() {
-                conn.close_on_drop();
+            if let Some(conn) = self.held.take() {
+                conn.discard();
             }
         }
-        let conn = match &mut self.held {
-            Some(conn) => conn,
-            held => held.insert(self.pool.acquire().await?),
-        };
+        if self.held.is_none() {
+            self.held = Some(Kept::open(&self.pool, !self.sqlite).await?);
+        }
+        let conn = self.held.as_mut().expect("a kept connection").conn();
         let statement = match (self.sqlite, batch) {
             (true, _) => "BEGIN IMMEDIATE",
             (false, true) => PG_BATCH_BEGIN,

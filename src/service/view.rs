@@ -6,16 +6,15 @@
 //! thread and PostgreSQL to another process.
 
 use super::ServiceError;
-use crate::db::rfc3339;
+use crate::db::{rfc3339, Kept};
 use crate::dto::CreditsView;
 use crate::exec::{Arg, Exec, ReadRow};
 use crate::grants::GrantRow;
 use crate::ledger::store::{Account, Entry};
 use crate::ledger::Figures;
 use crate::outbox::Notice;
-use sqlx::pool::PoolConnection;
 use sqlx::AnyConnection;
-use sqlx::{Any, AnyPool};
+use sqlx::AnyPool;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use tokio::sync::{mpsc, oneshot, Mutex};
@@ -424,20 +423,20 @@ impl ViewReader {
 /// read changes nothing.
 async fn read_kept(
     pool: &AnyPool,
-    kept: &mut Option<PoolConnection<Any>>,
+    kept: &mut Option<Kept>,
     users: &[&str],
 ) -> Result<HashMap<String, Snapshot>, sqlx::Error> {
     let mut retried = false;
     loop {
         if kept.is_none() {
-            *kept = Some(pool.acquire().await?);
+            *kept = Some(Kept::open(pool, false).await?);
         }
-        let conn = kept.as_mut().expect("a kept connection");
-        match snapshots(&mut **conn, users, crate::db::now_ms()).await {
+        let conn = kept.as_mut().expect("a kept connection").conn();
+        match snapshots(conn, users, crate::db::now_ms()).await {
             Err(error) if !retried && crate::db::connection_lost(&error) => {
                 tracing::warn!(%error, "the view reader's connection failed; reading on a new one");
-                if let Some(mut conn) = kept.take() {
-                    conn.close_on_drop();
+                if let Some(conn) = kept.take() {
+                    conn.discard();
                 }
                 retried = true;
             }
@@ -446,7 +445,7 @@ async fn read_kept(
     }
 }
 
-async fn answer_batch(inner: &ReaderInner, kept: &mut Option<PoolConnection<Any>>, batch: Vec<Waiter>) {
+async fn answer_batch(inner: &ReaderInner, kept: &mut Option<Kept>, batch: Vec<Waiter>) {
     let mut users: Vec<&str> = batch.iter().map(|(user, _)| user.as_str()).collect();
     users.sort_unstable();
     users.dedup();

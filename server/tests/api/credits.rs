@@ -459,6 +459,22 @@ async fn two_server_processes_on_one_database_never_overspend(backend: Backend) 
 }
 both!(two_server_processes_on_one_database_never_overspend);
 
+/// Ends every session of the PostgreSQL database at `url` (as a restart or
+/// a proxy's idle timeout would), from an admin connection; how many.
+async fn cut_connections(url: &str) -> i64 {
+    let database = url.rsplit('/').next().unwrap().to_string();
+    let mut admin =
+        <sqlx::postgres::PgConnection as sqlx::Connection>::connect(&postgres_admin_url()).await.unwrap();
+    sqlx::query_scalar(
+        "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(&database)
+    .fetch_one(&mut admin)
+    .await
+    .unwrap()
+}
+
 /// PostgreSQL connections are not pinged on every checkout (a round trip
 /// per read); one that sat idle for `PG_PING_AFTER_IDLE` or longer is. So a
 /// pool whose every connection was cut while idle (a database restart, a
@@ -470,19 +486,9 @@ async fn postgres_connections_cut_while_idle_are_replaced_before_use() {
     let db = credits::db::Db::connect(&url, 4).await.unwrap();
     let opened: Vec<_> = join_all((0..4).map(|_| db.pool.acquire())).await;
     drop(opened.into_iter().map(Result::unwrap).collect::<Vec<_>>());
-    let database = url.rsplit('/').next().unwrap().to_string();
-    let mut admin =
-        <sqlx::postgres::PgConnection as sqlx::Connection>::connect(&postgres_admin_url()).await.unwrap();
     let mut cut = 0;
     while cut < 4 {
-        cut += sqlx::query_scalar::<_, i64>(
-            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity \
-             WHERE datname = $1 AND pid <> pg_backend_pid()",
-        )
-        .bind(&database)
-        .fetch_one(&mut admin)
-        .await
-        .unwrap();
+        cut += cut_connections(&url).await;
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     tokio::time::sleep(credits::db::PG_PING_AFTER_IDLE + std::time::Duration::from_millis(100)).await;
@@ -507,17 +513,7 @@ async fn spends_after_the_kept_postgres_writer_connections_were_cut_still_apply_
         app.set_balance(user, 100).await;
         assert_eq!(app.change(user, spend.clone()).await.0, StatusCode::OK);
     }
-    let database = url.rsplit('/').next().unwrap().to_string();
-    let mut admin =
-        <sqlx::postgres::PgConnection as sqlx::Connection>::connect(&postgres_admin_url()).await.unwrap();
-    let cut: i64 = sqlx::query_scalar(
-        "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity \
-         WHERE datname = $1 AND pid <> pg_backend_pid()",
-    )
-    .bind(&database)
-    .fetch_one(&mut admin)
-    .await
-    .unwrap();
+    let cut = cut_connections(&url).await;
     assert!(cut >= 2, "the writers' kept connections and the pool's were cut ({cut})");
     tokio::time::sleep(credits::db::PG_PING_AFTER_IDLE + std::time::Duration::from_millis(100)).await;
     // One alone, then a burst that the group commit batches.

@@ -286,16 +286,18 @@ pub(crate) async fn next_batch<T>(receiver: &mut mpsc::Receiver<T>, max: usize) 
     Some(batch)
 }
 
-/// Where one worker's transactions run: a connection taken from the pool on
-/// first use and kept for good, on either engine. Handed back to the pool
-/// after each batch, it was pinged there (a round trip to SQLite's thread,
-/// or to PostgreSQL) and taken out again by the next batch: on SQLite
-/// `BEGIN` took 0.34–0.59 ms of a ~3 ms hold batch that way, 0.25–0.33 ms
-/// kept (timed inside the server, same build, alternated; BENCHMARKS.md).
-/// A kept connection found lost at `BEGIN` (`db::connection_lost`: SQLite's
-/// thread for it is gone, PostgreSQL restarted or a proxy closed it while
-/// idle) is closed, and the next transaction takes a new one
-/// from the pool; nothing was written, so the job runs again there.
+/// Where one worker's transactions run: a connection got on first use and
+/// kept for good (`db::Kept`) — on SQLite the writer pool's one connection,
+/// on PostgreSQL one the worker opens itself on its own thread. Handed back
+/// to the pool after each batch, it was pinged there (a round trip to
+/// SQLite's thread, or to PostgreSQL) and taken out again by the next batch:
+/// on SQLite `BEGIN` took 0.34–0.59 ms of a ~3 ms hold batch that way,
+/// 0.25–0.33 ms kept (timed inside the server, same build, alternated;
+/// BENCHMARKS.md). A kept connection found lost at `BEGIN`
+/// (`db::connection_lost`: SQLite's thread for it is gone, PostgreSQL
+/// restarted or a proxy closed it while idle) is closed, and the next
+/// transaction gets a new one; nothing was written, so the job runs again
+/// there.
 struct Writer {
     pool: AnyPool,
     sqlite: bool,

@@ -9,6 +9,7 @@ pub mod dto;
 pub mod ledger;
 pub mod plans;
 pub mod requests;
+pub mod secret;
 
 #[cfg(feature = "ssr")]
 pub mod alerts;

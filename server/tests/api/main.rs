@@ -3,6 +3,7 @@
 mod support;
 
 mod api_keys_admin;
+mod attacks;
 mod auth;
 mod authz_matrix;
 mod checkout;

@@ -1,0 +1,1 @@
+//! Attacks: sign_in.

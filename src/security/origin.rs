@@ -73,7 +73,7 @@ fn split_port(authority: &str) -> Option<(&str, Option<&str>)> {
         }
     };
     match port {
-        Some(port) if port.is_empty() || port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit()) => None,
+        Some(port) if !port.bytes().all(|b| b.is_ascii_digit()) || port.parse::<u16>().is_err() => None,
         _ => Some((host, port)),
     }
 }

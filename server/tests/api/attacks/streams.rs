@@ -54,10 +54,15 @@ impl OpenStream {
         panic!("{what}: the stream kept sending events");
     }
 
-    /// The next event must come (the stream is still open) with these `remaining` credits.
+    /// An event with these `remaining` credits must come: the stream is still
+    /// open. (Repeats of unchanged figures are skipped.)
     async fn assert_open_with(&mut self, remaining: i64, what: &str) {
-        let event = self.next().await.unwrap_or_else(|| panic!("{what}: the stream ended"));
-        assert_eq!(event["credits"]["remaining"], remaining, "{what}");
+        loop {
+            let event = self.next().await.unwrap_or_else(|| panic!("{what}: the stream ended"));
+            if event["credits"]["remaining"] == remaining {
+                return;
+            }
+        }
     }
 }
 

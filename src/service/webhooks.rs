@@ -1,6 +1,7 @@
 //! Inbound webhooks, end to end: verify the signature on the raw bytes, parse,
 //! then record the event id and its effect in one transaction. The caller
-//! answers 200 only after `commit` returned.
+//! answers 200 only after `commit` returned. A refused delivery is counted
+//! per provider and reason and joins a bounded sample of the newest ones.
 
 use super::{CreditsService, ServiceError};
 use crate::ledger::store;
@@ -125,7 +126,8 @@ impl CreditsService {
     /// Counts a refused delivery and keeps it in the sample, then says why
     /// it was refused. A failure to record is logged: the refusal stands.
     async fn reject(&self, refused: Refused<'_>, error: ServiceError) -> ServiceError {
-        tracing::warn!(provider = refused.provider, reason = refused.reason.as_str(), detail = %refused.detail, "webhook rejected");
+        let (provider, reason) = (refused.provider, refused.reason.as_str());
+        tracing::warn!(provider, reason, detail = %refused.detail, "webhook rejected");
         metrics::counter!("webhook_deliveries_total", "provider" => refused.provider, "outcome" => "rejected")
             .increment(1);
         if let Err(db_error) = self.record_rejection(&refused).await {

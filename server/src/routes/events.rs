@@ -354,7 +354,7 @@ fn view_event(view: &credits::dto::CreditsView) -> Event {
 
 #[cfg(test)]
 mod tests {
-    use super::{EntryCursor, OpenStreams, LOOKBACK_MS, STREAMS_PER_USER};
+    use super::{EntryCursor, OpenStreams, LOOKBACK_MS, STREAMS_PER_PROCESS, STREAMS_PER_USER};
 
     fn rows(ids: &[(i64, &str)]) -> Vec<(i64, String)> {
         ids.iter().map(|(id, user)| (*id, user.to_string())).collect()
@@ -426,5 +426,19 @@ mod tests {
         assert_eq!(streams.counts(), (1, 3));
         drop(opened);
         assert_eq!(streams.counts(), (0, 0), "no entry is left for a user without streams");
+    }
+
+    #[test]
+    fn past_the_process_bound_only_a_full_user_may_open_one_more() {
+        let streams = OpenStreams::default();
+        let held: Vec<_> = (0..STREAMS_PER_PROCESS)
+            .map(|i| streams.open(&format!("user-{}", i / STREAMS_PER_USER)).unwrap())
+            .collect();
+        assert!(streams.open("newcomer").is_none(), "the process is full");
+        let replacing = streams.open("user-0");
+        assert!(replacing.is_some(), "a full user's new stream replaces their oldest");
+        assert_eq!(streams.counts().1, STREAMS_PER_PROCESS);
+        drop(held);
+        assert!(streams.open("newcomer").is_some());
     }
 }

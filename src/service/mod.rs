@@ -144,6 +144,15 @@ pub(crate) fn revoked_key() -> AuthError {
     AuthError::Invalid("unknown or revoked API key".into())
 }
 
+/// The token `authenticate_local` reads: the session cookie, else `Authorization: Bearer`.
+fn local_session_token(headers: &http::HeaderMap) -> Option<&str> {
+    let bearer = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    crate::auth::cookie(headers, crate::auth::local::SESSION_COOKIE).or(bearer)
+}
+
 /// A response that may be the stored answer to an earlier request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Replayable<T> {
@@ -727,15 +736,6 @@ impl CreditsService {
             serde_json::json!({"grantId": grant_id, "userId": owner, "removed": removed, "credits": after.as_dto()}),
         )
     }
-}
-
-/// The token `authenticate_local` reads: the session cookie, else `Authorization: Bearer`.
-fn local_session_token(headers: &http::HeaderMap) -> Option<&str> {
-    let bearer = headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
-    crate::auth::cookie(headers, crate::auth::local::SESSION_COOKIE).or(bearer)
 }
 
 /// A cookie-authenticated change must prove it comes from our own pages: the

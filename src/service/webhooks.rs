@@ -48,36 +48,6 @@ pub struct Delivery {
     pub received_at: String,
 }
 
-/// How many deliveries one provider refused for one reason, and the latest when.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RejectionCount {
-    pub provider: String,
-    pub reason: String,
-    pub count: i64,
-    pub last_at: String,
-}
-
-/// A refused delivery, as it is counted and sampled.
-struct Refused<'a> {
-    provider: &'static str,
-    reason: Rejection,
-    /// Why, in words (the signature or parse error).
-    detail: String,
-    body: &'a [u8],
-}
-
-impl<'a> Refused<'a> {
-    fn new(
-        provider: &'static str,
-        reason: Rejection,
-        detail: &impl std::fmt::Display,
-        body: &'a [u8],
-    ) -> Self {
-        Self { provider, reason, detail: detail.to_string(), body }
-    }
-}
-
 async fn log_delivery(
     conn: &mut AnyConnection,
     provider: &str,
@@ -120,6 +90,36 @@ async fn claim_event(
     .fetch_optional(&mut *conn)
     .await?;
     Ok(row.is_some())
+}
+
+/// How many deliveries one provider refused for one reason, and the latest when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RejectionCount {
+    pub provider: String,
+    pub reason: String,
+    pub count: i64,
+    pub last_at: String,
+}
+
+/// A refused delivery, as it is counted and sampled.
+struct Refused<'a> {
+    provider: &'static str,
+    reason: Rejection,
+    /// Why, in words (the signature or parse error).
+    detail: String,
+    body: &'a [u8],
+}
+
+impl<'a> Refused<'a> {
+    fn new(
+        provider: &'static str,
+        reason: Rejection,
+        detail: &impl std::fmt::Display,
+        body: &'a [u8],
+    ) -> Self {
+        Self { provider, reason, detail: detail.to_string(), body }
+    }
 }
 
 impl CreditsService {

@@ -138,6 +138,7 @@ mod tests {
             route_label(Some("/api/holds/{id}/capture"), "/api/holds/h_1/capture", &get),
             "/api/holds/{id}/capture"
         );
+        assert_eq!(route_label(Some("/api/{*fn_name}"), "/api/credits", &get), "/api/credits");
         assert_eq!(route_label(Some("/api/{*fn_name}"), "/api/no-such-fn-x1", &get), "other");
         assert_eq!(route_label(Some("/api/{*fn_name}"), "/api/credits", &Method::PATCH), "other");
         assert_eq!(route_label(Some("/pkg/{*__private__axum_nest_tail_param}"), "/pkg/a.js", &get), "/pkg");

@@ -49,7 +49,7 @@ impl SecurityHeaders {
     /// The policy of one page: scripts from this site, with this request's
     /// nonce for the inline ones, and WASM compilation for hydration; with
     /// Clerk, its Frontend API and the few other hosts its SDK needs.
-    pub fn page_policy(&self, nonce: &str) -> String {
+    fn page_policy(&self, nonce: &str) -> String {
         let varying: Vec<String> = match &self.clerk_frontend_api {
             None => vec![
                 format!("script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'"),

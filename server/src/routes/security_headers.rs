@@ -41,7 +41,7 @@ pub struct SecurityHeaders {
 impl SecurityHeaders {
     pub fn new(config: &Config) -> Arc<Self> {
         Arc::new(Self {
-            hsts: config.public_url.starts_with("https://"),
+            hsts: config.public_origin.as_ref().is_some_and(|origin| origin.is_https()),
             clerk_frontend_api: config.clerk.frontend_api_origin.clone(),
         })
     }

@@ -10,6 +10,7 @@ pub mod holds;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod security_headers;
 pub mod server_fns;
 pub mod webhooks;
 

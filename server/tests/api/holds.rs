@@ -364,6 +364,7 @@ async fn a_hold_batch_applies_the_same_on_the_sqlite_writer_connection() {
 
 async fn hold_batch_case(backend: Backend, in_place: bool) {
     use credits::holds::batch::{apply, HoldOp};
+    use credits::holds::{MadeBy, Resolver};
     let app = TestApp::spawn(backend).await;
     let db = app.service.db();
     let (rich, short, closed) = (unique("hbrich"), unique("hbshort"), unique("hbclosed"));
@@ -395,8 +396,15 @@ async fn hold_batch_case(backend: Backend, in_place: bool) {
         reason: None,
         actor: "t",
         api_key,
+        made_by: MadeBy::Admin,
     };
-    let capture = |hold_id, api_key| HoldOp::Capture { hold_id, user_id: &rich, actor: "t", api_key };
+    let capture = |hold_id, api_key| HoldOp::Capture {
+        hold_id,
+        user_id: &rich,
+        actor: "t",
+        api_key,
+        resolver: Resolver::Privileged,
+    };
     let ops = [
         create(&rich, 20, None),
         capture(&earlier, None),
@@ -409,7 +417,13 @@ async fn hold_batch_case(backend: Backend, in_place: bool) {
         create(&rich, 7, Some(revoked.as_str())),
         capture(&third, Some(revoked.as_str())),
         create(&closed, 5, None),
-        HoldOp::Capture { hold_id: &short_hold, user_id: &short, actor: "t", api_key: None },
+        HoldOp::Capture {
+            hold_id: &short_hold,
+            user_id: &short,
+            actor: "t",
+            api_key: None,
+            resolver: Resolver::Privileged,
+        },
     ];
     let postgres = backend == Backend::Postgres;
     let out = if in_place {

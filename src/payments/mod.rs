@@ -193,7 +193,8 @@ fn grant_expiry(
 }
 
 /// The account a payment belongs to: `metadata.userId` if that account
-/// exists, else the one account with the customer's email.
+/// exists, else the one account whose verified email is the customer's (an
+/// unverified one, such as a local account's, could be anybody's).
 async fn resolve_user(conn: &mut AnyConnection, payment: &Payment) -> Result<Option<String>, sqlx::Error> {
     if let Some(user_id) = &payment.user_id {
         let exists = sqlx::query("SELECT user_id FROM accounts WHERE user_id = $1")
@@ -203,7 +204,7 @@ async fn resolve_user(conn: &mut AnyConnection, payment: &Payment) -> Result<Opt
         return Ok(exists.map(|_| user_id.clone()));
     }
     let Some(email) = &payment.customer_email else { return Ok(None) };
-    let rows = sqlx::query("SELECT user_id FROM accounts WHERE email = $1 LIMIT 2")
+    let rows = sqlx::query("SELECT user_id FROM accounts WHERE email = $1 AND email_verified = 1 LIMIT 2")
         .bind(email)
         .fetch_all(&mut *conn)
         .await?;
@@ -272,22 +273,20 @@ pub async fn credit(
     Ok(Some(credits))
 }
 
-/// Credits every pending payment that names this user (by id, or by email
-/// when the payment named no user). Returns the credits granted.
+/// The pending payments of user `$1`: those naming it, and those naming no
+/// user whose customer email is the account's verified email.
+const PENDING_OF_USER: &str = "status = 'pending_user' AND (user_id = $1 OR (user_id IS NULL \
+     AND customer_email = (SELECT email FROM accounts WHERE user_id = $1 AND email_verified = 1)))";
+
+/// Credits every pending payment of this user (`PENDING_OF_USER`). Returns
+/// the credits granted.
 pub async fn credit_pending(
     conn: &mut AnyConnection,
     user_id: &str,
-    email: Option<&str>,
     rollover_cap: Option<i64>,
 ) -> Result<i64, LedgerError> {
-    let rows = sqlx::query(
-        "SELECT id FROM payments WHERE status = 'pending_user' \
-         AND (user_id = $1 OR (user_id IS NULL AND customer_email = $2)) ORDER BY id",
-    )
-    .bind(user_id)
-    .bind(email.map(str::to_lowercase))
-    .fetch_all(&mut *conn)
-    .await?;
+    let sql = format!("SELECT id FROM payments WHERE {PENDING_OF_USER} ORDER BY id");
+    let rows = sqlx::query(&sql).bind(user_id).fetch_all(&mut *conn).await?;
     let mut total = 0;
     for row in rows {
         total += credit(conn, row.try_get("id")?, user_id, rollover_cap).await?.unwrap_or(0);
@@ -296,19 +295,9 @@ pub async fn credit_pending(
 }
 
 /// Whether any payment waits for this user (a cheap check before a write).
-pub async fn has_pending(
-    conn: &mut AnyConnection,
-    user_id: &str,
-    email: Option<&str>,
-) -> Result<bool, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT id FROM payments WHERE status = 'pending_user' \
-         AND (user_id = $1 OR (user_id IS NULL AND customer_email = $2)) LIMIT 1",
-    )
-    .bind(user_id)
-    .bind(email.map(str::to_lowercase))
-    .fetch_optional(&mut *conn)
-    .await?;
+pub async fn has_pending(conn: &mut AnyConnection, user_id: &str) -> Result<bool, sqlx::Error> {
+    let sql = format!("SELECT id FROM payments WHERE {PENDING_OF_USER} LIMIT 1");
+    let row = sqlx::query(&sql).bind(user_id).fetch_optional(&mut *conn).await?;
     Ok(row.is_some())
 }
 

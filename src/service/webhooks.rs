@@ -126,7 +126,7 @@ impl CreditsService {
                         ("accepted", format!("credited {credits} to {user_id}"))
                     }
                     PaymentOutcome::PendingUser => {
-                        waiting_user = payment.user_id.clone().map(|id| (id, payment.customer_email.clone()));
+                        waiting_user = payment.user_id.clone();
                         ("accepted", "stored until the user appears".to_string())
                     }
                     PaymentOutcome::UnknownProduct => (
@@ -149,11 +149,11 @@ impl CreditsService {
         log_delivery(&mut tx, "creem", Some(ids), outcome, &detail).await?;
         tx.commit().await?;
         tracing::info!(event_id = ids.0, event_type = ids.1, outcome, %detail, "creem webhook");
-        if let Some((user_id, email)) = waiting_user {
+        if let Some(user_id) = waiting_user {
             // The user may have appeared while this transaction ran (see credit_pending_payments).
             let exists = store::load(&mut *self.inner.db.pool.acquire().await?, &user_id).await?.is_some();
             if exists {
-                self.credit_pending_payments(&user_id, email.as_deref()).await?;
+                self.credit_pending_payments(&user_id).await?;
             }
         }
         Ok(WebhookOutcome::new(outcome, detail))
@@ -187,21 +187,18 @@ impl CreditsService {
         }
         let mut appeared = None;
         let (outcome, detail) = match &event {
-            clerk::Event::UserUpserted { user_id, email, name, .. } => {
+            clerk::Event::UserUpserted { user_id, email, email_verified, name, .. } => {
                 let initial = self.inner.settings.initial_credits;
-                let created = store::create_if_missing(
-                    &mut tx,
-                    user_id,
-                    email.as_deref(),
-                    name.as_deref(),
-                    initial,
-                    self.initial_grant(),
-                )
-                .await?;
+                let email =
+                    email.as_deref().map(|address| store::EmailClaim { address, verified: *email_verified });
+                let name = name.as_deref();
+                let created =
+                    store::create_if_missing(&mut tx, user_id, email, name, initial, self.initial_grant())
+                        .await?;
                 if !created {
-                    store::update_profile(&mut tx, user_id, email.as_deref(), name.as_deref()).await?;
+                    store::update_profile(&mut tx, user_id, email, name).await?;
                 }
-                appeared = Some((user_id.clone(), email.clone()));
+                appeared = Some(user_id.clone());
                 (
                     "accepted",
                     if created { format!("account {user_id} created") } else { format!("{user_id} updated") },
@@ -220,8 +217,8 @@ impl CreditsService {
         log_delivery(&mut tx, "clerk", Some(ids), outcome, &detail).await?;
         tx.commit().await?;
         tracing::info!(message_id, event_type = %event_type, outcome, %detail, "clerk webhook");
-        if let Some((user_id, email)) = appeared {
-            self.credit_pending_payments(&user_id, email.as_deref()).await?;
+        if let Some(user_id) = appeared {
+            self.credit_pending_payments(&user_id).await?;
         }
         Ok(WebhookOutcome::new(outcome, detail))
     }

@@ -150,8 +150,8 @@ async fn try_insert(
     let row = sqlx::query(
         "INSERT INTO payments (payment_key, event_id, order_id, transaction_id, subscription_id, \
          period_start, product_id, plan, amount_cents, currency, user_id, customer_email, credits, \
-         status, created_at, grant_expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+         status, created_at, grant_expires_at, is_test) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
          ON CONFLICT DO NOTHING RETURNING id",
     )
     .bind(key)
@@ -170,6 +170,7 @@ async fn try_insert(
     .bind(status)
     .bind(now)
     .bind(grant_expiry(payment, plan, rollover, now))
+    .bind(i64::from(payment.test))
     .fetch_optional(&mut *conn)
     .await?;
     row.map(|row| row.try_get("id")).transpose()
@@ -221,7 +222,7 @@ pub async fn credit(
 ) -> Result<Option<i64>, LedgerError> {
     let claimed = sqlx::query(
         "UPDATE payments SET user_id = $1 WHERE id = $2 AND status = 'pending_user' \
-         RETURNING payment_key, plan, credits, clawed_back, grant_expires_at, subscription_id",
+         RETURNING payment_key, plan, credits, clawed_back, grant_expires_at, subscription_id, is_test",
     )
     .bind(user_id)
     .bind(payment_id)
@@ -238,7 +239,10 @@ pub async fn credit(
             .await?;
         return Ok(Some(0));
     }
-    let reason = format!("{} plan purchase", plan.unwrap_or_default());
+    let reason = match row.try_get::<i64, _>("is_test")? {
+        0 => format!("{} plan purchase", plan.unwrap_or_default()),
+        _ => format!("{} plan purchase (test webhook, not revenue)", plan.unwrap_or_default()),
+    };
     let reference = format!("creem:{key}");
     let subscription: Option<String> = row.try_get("subscription_id")?;
     let spec = GrantSpec {

@@ -468,7 +468,7 @@ async fn hold_batch_case(backend: Backend, in_place: bool) {
     assert_eq!((second.amount, figures_2.remaining, figures_2.held), (15, 21, 69));
     assert_eq!((by_key.amount, figures_k.remaining, figures_k.held), (5, 16, 74));
     assert!(first.entry_id.is_some() && first.id != second.id);
-    let stored = credits::holds::load(&mut *db.pool.acquire().await.unwrap(), &by_key.id).await.unwrap();
+    let stored = credits::holds::load(&mut db.pool.acquire().await.unwrap(), &by_key.id).await.unwrap();
     assert_eq!((stored.map(|hold| hold.made_by), first.made_by), (Some(MadeBy::ApiKey), MadeBy::User));
     // Then the capture of the earlier hold of 30.
     let (resolved, figures_3) = out[1].clone().unwrap();

@@ -10,6 +10,7 @@ pub mod ledger;
 pub mod plans;
 pub mod requests;
 pub mod secret;
+pub mod security;
 
 #[cfg(feature = "ssr")]
 pub mod alerts;

@@ -10,8 +10,11 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub const CONFIG: &str =
-    "[[plans]]\nname = \"starter\"\ncreem_product_id = \"prod_4b3gYBXSHcJ2pPtkT6Ylw3\"\n\
+/// The plans of the fixtures. The load generator is one client that posts
+/// Creem's deliveries for every user, so the per-client webhook limit (a
+/// guard against floods from the open internet) is lifted here.
+pub const CONFIG: &str = "[rate_limits]\nwebhooks = { per_minute = 0 }\n\
+[[plans]]\nname = \"starter\"\ncreem_product_id = \"prod_4b3gYBXSHcJ2pPtkT6Ylw3\"\n\
 [[plans]]\nname = \"standard\"\ncreem_product_id = \"prod_7CIbZEZnRC5DWibmoOboOu\"\n\
 [[plans]]\nname = \"premium\"\ncreem_product_id = \"prod_premium\"\n\
 [holds]\nsweep_interval_ms = 200\n";

@@ -7,6 +7,9 @@ use credits::auth::clerk::ClerkVerifier;
 use credits::auth::Admins;
 use credits::db::Backend;
 use credits::plans::{Plan, Settings};
+use credits::secret::Secret;
+use credits::security::client_ip::TrustedProxies;
+use credits::security::origin::Origin;
 use credits::service::HoldSettings;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -49,8 +52,8 @@ impl ClerkConfig {
 /// Creem settings: secrets from the environment, the rest from the config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreemConfig {
-    pub webhook_secret: Option<String>,
-    pub api_key: Option<String>,
+    pub webhook_secret: Option<Secret>,
+    pub api_key: Option<Secret>,
     pub api_base: String,
     pub timeout_ms: u64,
     pub success_url: String,
@@ -62,17 +65,23 @@ pub struct Config {
     pub alerts: credits::alerts::AlertSettings,
     /// `CREDITS_WEBHOOK_URL` and `CREDITS_WEBHOOK_SECRET` (both or neither).
     pub webhook_url: Option<String>,
-    pub webhook_secret: Option<String>,
+    pub webhook_secret: Option<Secret>,
     pub holds: HoldSettings,
     pub sweep_interval_ms: u64,
     pub time_zone: chrono_tz::Tz,
     pub rate_limits: crate::rate_limit::RateLimitConfig,
     pub creem: CreemConfig,
-    /// Decoded `CLERK_WEBHOOK_SECRET`.
-    pub clerk_webhook_key: Option<Vec<u8>>,
+    /// `CLERK_WEBHOOK_SECRET` (`whsec_` + base64), checked at start.
+    pub clerk_webhook_key: Option<Secret>,
     pub addr: SocketAddr,
-    pub database_url: String,
+    /// May carry a database password, so it never prints.
+    pub database_url: Secret,
     pub site_root: String,
+    /// `CREDITS_PUBLIC_URL`'s origin, when set: the one origin cookie
+    /// requests may come from, and with https, Secure cookies and HSTS.
+    pub public_origin: Option<Origin>,
+    /// `CREDITS_TRUSTED_PROXIES`: peers whose `X-Forwarded-*` are believed.
+    pub trusted_proxies: TrustedProxies,
     pub settings: Settings,
     pub clerk: ClerkConfig,
     pub admins: Admins,
@@ -178,8 +187,8 @@ impl Config {
             return Err(ConfigError("CREDITS_PUBLIC_URL must be an http(s) URL".into()));
         }
         let creem = CreemConfig {
-            webhook_secret: lookup("CREEM_WEBHOOK_SECRET"),
-            api_key: lookup("CREEM_API_KEY"),
+            webhook_secret: lookup("CREEM_WEBHOOK_SECRET").map(Secret::new),
+            api_key: lookup("CREEM_API_KEY").map(Secret::new),
             api_base: lookup("CREEM_API_BASE")
                 .unwrap_or_else(|| credits::payments::creem_api::DEFAULT_API_BASE.into()),
             timeout_ms: file.creem_timeout_ms,
@@ -190,12 +199,13 @@ impl Config {
         };
         creem_api(&creem)?;
         let clerk_webhook_key = lookup("CLERK_WEBHOOK_SECRET")
-            .map(|secret| credits::webhooks::clerk::secret_key(&secret))
+            .map(|secret| credits::webhooks::clerk::secret_key(&secret).map(|_| Secret::new(secret)))
             .transpose()
             .map_err(|why| ConfigError(format!("CLERK_WEBHOOK_SECRET {why}")))?;
         let (holds, sweep_interval_ms, time_zone) = (file.holds, file.sweep_interval_ms, file.time_zone);
         let alerts = file.alerts;
-        let (webhook_url, webhook_secret) = (lookup("CREDITS_WEBHOOK_URL"), lookup("CREDITS_WEBHOOK_SECRET"));
+        let (webhook_url, webhook_secret) =
+            (lookup("CREDITS_WEBHOOK_URL"), lookup("CREDITS_WEBHOOK_SECRET").map(Secret::new));
         if webhook_url.is_some() != webhook_secret.is_some() {
             return Err(ConfigError("CREDITS_WEBHOOK_URL and CREDITS_WEBHOOK_SECRET go together".into()));
         }
@@ -221,8 +231,11 @@ impl Config {
             creem,
             clerk_webhook_key,
             addr,
-            database_url,
+            database_url: Secret::new(database_url),
             site_root: lookup("LEPTOS_SITE_ROOT").unwrap_or_else(|| DEFAULT_SITE_ROOT.into()),
+            public_origin: lookup("CREDITS_PUBLIC_URL").map(|url| public_origin(&url)).transpose()?,
+            trusted_proxies: TrustedProxies::parse(&lookup("CREDITS_TRUSTED_PROXIES").unwrap_or_default())
+                .map_err(|why| ConfigError(format!("CREDITS_TRUSTED_PROXIES: {why}")))?,
             settings,
             clerk,
             admins: Admins::parse(&lookup("CREDITS_ADMIN_USER_IDS").unwrap_or_default()),
@@ -235,11 +248,20 @@ impl Config {
     pub fn outbox_endpoint(&self) -> Result<Option<credits::outbox::Endpoint>, ConfigError> {
         match (&self.webhook_url, &self.webhook_secret) {
             (Some(url), Some(secret)) => {
-                credits::outbox::Endpoint::new(url, secret).map(Some).map_err(ConfigError)
+                credits::outbox::Endpoint::new(url, secret.expose()).map(Some).map_err(ConfigError)
             }
             _ => Ok(None),
         }
     }
+}
+
+/// The origin of `CREDITS_PUBLIC_URL` (scheme, host and port; a path is ignored).
+fn public_origin(url: &str) -> Result<Origin, ConfigError> {
+    Origin::parse(url).ok_or_else(|| {
+        ConfigError(format!(
+            "CREDITS_PUBLIC_URL must be an http(s) URL such as https://app.example.com (got `{url}`)"
+        ))
+    })
 }
 
 pub fn parse_addr(text: &str, setting: &str) -> Result<SocketAddr, ConfigError> {
@@ -250,8 +272,8 @@ pub fn parse_addr(text: &str, setting: &str) -> Result<SocketAddr, ConfigError> 
 /// The Creem API client the configuration describes.
 pub fn creem_api(creem: &CreemConfig) -> Result<credits::payments::creem_api::CreemApi, ConfigError> {
     let timeout = std::time::Duration::from_millis(creem.timeout_ms);
-    credits::payments::creem_api::CreemApi::new(&creem.api_base, creem.api_key.clone(), timeout)
-        .map_err(ConfigError)
+    let api_key = creem.api_key.as_ref().map(|key| key.expose().to_string());
+    credits::payments::creem_api::CreemApi::new(&creem.api_base, api_key, timeout).map_err(ConfigError)
 }
 
 /// Settings from `CREDITS_CONFIG` (which must exist), else `credits.toml` if present.
@@ -378,7 +400,7 @@ mod tests {
     fn defaults_need_nothing() {
         let config = config(&[]).unwrap();
         assert_eq!(config.addr.to_string(), DEFAULT_ADDR);
-        assert_eq!(config.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(config.database_url.expose(), DEFAULT_DATABASE_URL);
         assert!(config.clerk.verifier().unwrap().is_none());
     }
 

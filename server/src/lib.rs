@@ -24,7 +24,7 @@ pub const POOL_CONNECTIONS: u32 = 16;
 
 /// Opens the database named by the configuration and brings its schema up to date.
 pub async fn open_database(config: &Config) -> Result<Db, credits::db::DbError> {
-    let db = Db::connect(&config.database_url, POOL_CONNECTIONS).await?;
+    let db = Db::connect(config.database_url.expose(), POOL_CONNECTIONS).await?;
     db.migrate().await?;
     Ok(db)
 }
@@ -37,11 +37,16 @@ pub fn build_service(config: &Config, db: Db) -> Result<CreditsService, config::
         verifier: config.clerk.verifier()?,
         admins: config.admins.clone(),
         creem: CreemOptions {
-            webhook_secret: config.creem.webhook_secret.clone(),
+            webhook_secret: config.creem.webhook_secret.as_ref().map(|secret| secret.expose().to_string()),
             api: config::creem_api(&config.creem)?,
             success_url: config.creem.success_url.clone(),
         },
-        clerk_webhook_key: config.clerk_webhook_key.clone(),
+        clerk_webhook_key: config
+            .clerk_webhook_key
+            .as_ref()
+            .map(|secret| credits::webhooks::clerk::secret_key(secret.expose()))
+            .transpose()
+            .map_err(config::ConfigError)?,
         holds: config.holds,
         stats_time_zone: config.time_zone,
     };
@@ -59,6 +64,22 @@ pub fn build_service(config: &Config, db: Db) -> Result<CreditsService, config::
 fn page_routes() -> Vec<leptos_axum::AxumRouteListing> {
     static ROUTES: std::sync::OnceLock<Vec<leptos_axum::AxumRouteListing>> = std::sync::OnceLock::new();
     ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
+
+/// Where cookie requests may come from (contract §8).
+fn site_origins(config: &Config) -> std::sync::Arc<routes::cross_site::SiteOrigins> {
+    let parties = config.clerk.authorized_parties.iter().flatten();
+    std::sync::Arc::new(routes::cross_site::SiteOrigins {
+        public: config.public_origin.clone(),
+        parties: parties.filter_map(|party| credits::security::origin::Origin::parse(party)).collect(),
+    })
+}
+
+fn network(config: &Config) -> std::sync::Arc<routes::client::Network> {
+    std::sync::Arc::new(routes::client::Network {
+        proxies: config.trusted_proxies.clone(),
+        public_https: config.public_origin.as_ref().is_some_and(|origin| origin.is_https()),
+    })
 }
 
 /// The whole HTTP surface: server functions, pages, static files and plain routes.
@@ -83,7 +104,7 @@ pub fn router(config: &Config, service: CreditsService) -> Router {
         .merge(routes::webhooks::router(service.clone()))
         .merge(routes::holds::router(service.clone()))
         .merge(routes::admin::router(service.clone()))
-        .merge(routes::auth::router(service.clone()))
+        .merge(routes::auth::router(service.clone(), limiter.clone()))
         .merge(routes::events::router(service.clone(), routes::events::ChangeFeed::start(service.clone())))
         .merge(routes::server_fns::router(context.clone()))
         // Static files, sent as precompressed `.br`/`.gz` copies when the build made them
@@ -99,6 +120,8 @@ pub fn router(config: &Config, service: CreditsService) -> Router {
         .fallback(leptos_axum::file_and_error_handler(shell))
         .with_state(options)
         .layer(axum::middleware::from_fn_with_state((service, limiter), routes::limits::rate_limit))
+        .layer(axum::middleware::from_fn_with_state(site_origins(config), routes::cross_site::guard))
+        .layer(axum::middleware::from_fn_with_state(network(config), routes::client::identify))
         .layer(axum::middleware::from_fn(routes::limits::limit_body))
         // Pages and JSON: gzip at a fast level. (Brotli per response costs about
         // 9 MB of encoder state per response in flight and, at its default level
@@ -142,6 +165,9 @@ pub fn spawn_background(
             }
             if let Err(error) = credits::grants::sweep(&pool, 500).await {
                 tracing::warn!(%error, "grant sweep failed; retrying");
+            }
+            if let Err(error) = credits::auth::local::sweep(&pool, 500).await {
+                tracing::warn!(%error, "session sweep failed; retrying");
             }
             if let Err(error) = credits::alerts::expiring_notices(&pool, 500).await {
                 tracing::warn!(%error, "expiring notices failed; retrying");

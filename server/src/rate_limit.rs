@@ -1,9 +1,11 @@
 //! Rate limits per caller and per IP, configured under `[rate_limits]`.
 //!
 //! A token bucket per (route class, key) in this process. On by default for
-//! sign-in and sign-up (password guessing); off by default for spending routes,
-//! whose atomic debits, not a limiter, protect balances. An operator turns any
-//! class on with `per_minute` (0 = off).
+//! sign-in and sign-up (password guessing, per client and per account),
+//! checkout creation (each one calls Creem) and the webhook endpoints (each
+//! forged delivery costs a signature check); off by default for spending
+//! routes, whose atomic debits, not a limiter, protect balances. An operator
+//! sets any class with `per_minute` (0 = off).
 
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -14,8 +16,11 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RouteClass {
     SignIn,
+    /// Failed sign-ins per account, from any client.
+    SignInAccount,
     SignUp,
     Spend,
+    Checkout,
     Webhook,
 }
 
@@ -32,9 +37,14 @@ pub struct Limit {
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimitConfig {
     pub sign_in: Limit,
+    /// Wrong passwords per account: guessing one account's password from
+    /// many addresses is refused without locking other clients out.
+    pub sign_in_account: Limit,
     pub sign_up: Limit,
-    /// `POST /api/credits`, `/api/holds*`, `/api/checkout`.
+    /// `POST /api/credits`, `/api/holds*`.
     pub spend: Limit,
+    /// `POST /api/checkout`, per client and per user.
+    pub checkout: Limit,
     pub webhooks: Limit,
 }
 
@@ -42,9 +52,11 @@ impl Default for RateLimitConfig {
     fn default() -> Self {
         Self {
             sign_in: Limit { per_minute: 10, burst: Some(5) },
+            sign_in_account: Limit { per_minute: 1, burst: Some(10) },
             sign_up: Limit { per_minute: 5, burst: Some(3) },
             spend: Limit { per_minute: 0, burst: None },
-            webhooks: Limit { per_minute: 0, burst: None },
+            checkout: Limit { per_minute: 20, burst: Some(10) },
+            webhooks: Limit { per_minute: 600, burst: Some(300) },
         }
     }
 }
@@ -53,8 +65,10 @@ impl RateLimitConfig {
     pub fn validate(&self) -> Result<(), String> {
         for (name, limit) in [
             ("sign_in", self.sign_in),
+            ("sign_in_account", self.sign_in_account),
             ("sign_up", self.sign_up),
             ("spend", self.spend),
+            ("checkout", self.checkout),
             ("webhooks", self.webhooks),
         ] {
             if limit.per_minute > 1_000_000 || limit.burst.is_some_and(|b| b == 0 || b > 1_000_000) {
@@ -67,8 +81,10 @@ impl RateLimitConfig {
     fn limit(&self, class: RouteClass) -> Limit {
         match class {
             RouteClass::SignIn => self.sign_in,
+            RouteClass::SignInAccount => self.sign_in_account,
             RouteClass::SignUp => self.sign_up,
             RouteClass::Spend => self.spend,
+            RouteClass::Checkout => self.checkout,
             RouteClass::Webhook => self.webhooks,
         }
     }
@@ -119,11 +135,44 @@ impl RateLimiter {
             Err(Duration::from_secs_f64(((1.0 - bucket.tokens) / rate).ceil().max(1.0)))
         }
     }
+
+    /// Gives back the token `check` took, for an attempt that turned out not
+    /// to count (a correct password).
+    pub fn refund(&self, class: RouteClass, key: &str) {
+        let limit = self.config.limit(class);
+        let capacity = f64::from(limit.burst.unwrap_or(limit.per_minute).max(1));
+        let mut buckets = self.buckets.lock().expect("rate limiter lock");
+        if let Some(bucket) = buckets.get_mut(&(class, key.to_string())) {
+            bucket.tokens = (bucket.tokens + 1.0).min(capacity);
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refunded_attempt_does_not_count() {
+        let limiter = RateLimiter::new(RateLimitConfig::default());
+        for _ in 0..100 {
+            assert!(limiter.check(RouteClass::SignInAccount, "a@example.com").is_ok());
+            limiter.refund(RouteClass::SignInAccount, "a@example.com");
+        }
+        for _ in 0..10 {
+            assert!(limiter.check(RouteClass::SignInAccount, "a@example.com").is_ok());
+        }
+        assert!(limiter.check(RouteClass::SignInAccount, "a@example.com").is_err());
+    }
+
+    #[test]
+    fn checkout_and_webhooks_are_limited_by_default() {
+        let limiter = RateLimiter::new(RateLimitConfig::default());
+        assert!((0..10).all(|_| limiter.check(RouteClass::Checkout, "c").is_ok()));
+        assert!(limiter.check(RouteClass::Checkout, "c").is_err());
+        assert!((0..300).all(|_| limiter.check(RouteClass::Webhook, "w").is_ok()));
+        assert!(limiter.check(RouteClass::Webhook, "w").is_err());
+    }
 
     #[test]
     fn spending_is_unlimited_by_default_and_sign_in_is_limited() {

@@ -1,25 +1,37 @@
 //! Local accounts, when Clerk is not configured: `POST /api/auth/sign-up`,
 //! `/api/auth/sign-in`, `/api/auth/sign-out`. Bodies are JSON or an HTML form.
-//! The session is an HttpOnly, SameSite=Lax cookie; the CSRF token travels in
-//! a readable cookie for the page to echo in `x-csrf-token`.
+//! The session is an HttpOnly, SameSite=Lax cookie (`Secure` over https); the
+//! CSRF token travels in a readable cookie for the page to echo in
+//! `x-csrf-token`. Cross-site posts never reach these handlers
+//! (`cross_site::guard`).
+//!
+//! Password guessing is throttled per client (`[rate_limits] sign_in`, in
+//! `limits::rate_limit`) and per account here: wrong passwords for one email
+//! spend its `sign_in_account` budget from whatever address they come, and a
+//! correct one costs nothing, so other clients are never locked out.
 
 use super::api_error;
+use super::client::client_of;
+use crate::rate_limit::{RateLimiter, RouteClass};
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{header, Extensions, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use credits::auth::local::{self, LocalAuthError, NewSession, CSRF_COOKIE, SESSION_COOKIE, SESSION_DAYS};
 use credits::service::{CreditsService, ServiceError};
 use serde::Deserialize;
+use std::sync::Arc;
 
-pub fn router<S>(service: CreditsService) -> Router<S> {
+type AuthState = (CreditsService, Arc<RateLimiter>);
+
+pub fn router<S>(service: CreditsService, limiter: Arc<RateLimiter>) -> Router<S> {
     Router::new()
         .route("/api/auth/sign-up", post(sign_up))
         .route("/api/auth/sign-in", post(sign_in))
         .route("/api/auth/sign-out", post(sign_out))
-        .with_state(service)
+        .with_state((service, limiter))
 }
 
 #[derive(Deserialize)]
@@ -47,8 +59,20 @@ fn local_error(error: LocalAuthError) -> Response {
         LocalAuthError::Invalid(message) => ServiceError::Invalid(message),
         LocalAuthError::Taken => ServiceError::Invalid(error.to_string()),
         LocalAuthError::WrongCredentials => ServiceError::Unauthenticated(error.to_string()),
+        LocalAuthError::Busy => return busy(),
         LocalAuthError::Database(detail) => ServiceError::Internal(detail),
     })
+}
+
+/// 503 `unavailable`: every password-hashing slot is taken.
+fn busy() -> Response {
+    let mut response = super::error_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "sign-in is busy; retry in a moment",
+    );
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
 fn disabled(service: &CreditsService) -> Option<Response> {
@@ -103,49 +127,82 @@ fn for_client(headers: &HeaderMap, response: Response) -> Response {
     }
 }
 
-fn secure_cookies(headers: &HeaderMap) -> bool {
-    headers.get("x-forwarded-proto").is_some_and(|proto| proto == "https")
+/// A new session replaces the one this browser had: the old cookie's
+/// session ends, so a token someone saw before sign-in is worth nothing.
+async fn started(
+    service: &CreditsService,
+    headers: &HeaderMap,
+    extensions: &Extensions,
+    session: NewSession,
+) -> Response {
+    if let Some(old) = credits::auth::cookie(headers, SESSION_COOKIE) {
+        if let Err(error) = local::sign_out(&service.db().pool, old).await {
+            return api_error(ServiceError::Internal(error.to_string()));
+        }
+    }
+    with_session(session, client_of(extensions).https)
 }
 
-async fn sign_up(State(service): State<CreditsService>, headers: HeaderMap, body: Bytes) -> Response {
+async fn sign_up(
+    State((service, _)): State<AuthState>,
+    request: axum::http::request::Parts,
+    body: Bytes,
+) -> Response {
     if let Some(response) = disabled(&service) {
         return response;
     }
-    let credentials = match credentials(&headers, &body) {
+    let credentials = match credentials(&request.headers, &body) {
         Ok(credentials) => credentials,
         Err(error) => return api_error(error),
     };
     let response = match local::sign_up(&service.db().pool, &credentials.email, &credentials.password).await {
-        Ok(session) => with_session(session, secure_cookies(&headers)),
+        Ok(session) => started(&service, &request.headers, &request.extensions, session).await,
         Err(error) => local_error(error),
     };
-    for_client(&headers, response)
+    for_client(&request.headers, response)
 }
 
-async fn sign_in(State(service): State<CreditsService>, headers: HeaderMap, body: Bytes) -> Response {
+async fn sign_in(
+    State((service, limiter)): State<AuthState>,
+    request: axum::http::request::Parts,
+    body: Bytes,
+) -> Response {
     if let Some(response) = disabled(&service) {
         return response;
     }
-    let credentials = match credentials(&headers, &body) {
+    let credentials = match credentials(&request.headers, &body) {
         Ok(credentials) => credentials,
         Err(error) => return api_error(error),
     };
+    let account = credentials.email.trim().to_lowercase();
+    if let Err(retry_after) = limiter.check(RouteClass::SignInAccount, &account) {
+        return super::limits::too_many(retry_after);
+    }
     let response = match local::sign_in(&service.db().pool, &credentials.email, &credentials.password).await {
-        Ok(session) => with_session(session, secure_cookies(&headers)),
-        Err(error) => local_error(error),
+        Ok(session) => {
+            limiter.refund(RouteClass::SignInAccount, &account);
+            started(&service, &request.headers, &request.extensions, session).await
+        }
+        Err(error) => {
+            if matches!(error, LocalAuthError::Busy) {
+                limiter.refund(RouteClass::SignInAccount, &account);
+            }
+            local_error(error)
+        }
     };
-    for_client(&headers, response)
+    for_client(&request.headers, response)
 }
 
-async fn sign_out(State(service): State<CreditsService>, headers: HeaderMap) -> Response {
-    if let Some(token) = credits::auth::cookie(&headers, SESSION_COOKIE) {
+async fn sign_out(State((service, _)): State<AuthState>, request: axum::http::request::Parts) -> Response {
+    if let Some(token) = credits::auth::cookie(&request.headers, SESSION_COOKIE) {
         if let Err(error) = local::sign_out(&service.db().pool, token).await {
             return api_error(ServiceError::Internal(error.to_string()));
         }
     }
+    let secure = if client_of(&request.extensions).https { "; Secure" } else { "" };
     let mut response = Json(serde_json::json!({"signedOut": true})).into_response();
     for name in [SESSION_COOKIE, CSRF_COOKIE] {
-        let expired = format!("{name}=; Path=/; Max-Age=0; SameSite=Lax");
+        let expired = format!("{name}=; Path=/; Max-Age=0; SameSite=Lax{secure}");
         response
             .headers_mut()
             .append(header::SET_COOKIE, HeaderValue::from_str(&expired).expect("cookie text"));

@@ -2,12 +2,12 @@
 
 use crate::rate_limit::{RateLimiter, RouteClass};
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
+use credits::security::client_ip::rate_limit_key;
 use credits::service::CreditsService;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// The largest request body accepted anywhere (webhooks included).
@@ -41,15 +41,17 @@ fn class_of(method: &Method, path: &str) -> Option<RouteClass> {
     match path {
         "/api/auth/sign-in" => Some(RouteClass::SignIn),
         "/api/auth/sign-up" => Some(RouteClass::SignUp),
-        "/api/credits" | "/api/checkout" => Some(RouteClass::Spend),
+        "/api/credits" => Some(RouteClass::Spend),
+        "/api/checkout" => Some(RouteClass::Checkout),
         _ if path.starts_with("/api/holds") => Some(RouteClass::Spend),
         _ if path.starts_with("/api/webhooks/") => Some(RouteClass::Webhook),
         _ => None,
     }
 }
 
-/// Applies `[rate_limits]`: per client IP, and per verified caller where the
-/// request carries a valid session or API key. 429 with `Retry-After`.
+/// Applies `[rate_limits]`: per client (`client::identify`; an IPv6 client
+/// by its /64), and per verified caller where the request carries a valid
+/// session or API key. 429 with `Retry-After`.
 pub async fn rate_limit(
     State((service, limiter)): State<(CreditsService, Arc<RateLimiter>)>,
     request: Request,
@@ -58,8 +60,8 @@ pub async fn rate_limit(
     let Some(class) = class_of(request.method(), request.uri().path()) else {
         return next.run(request).await;
     };
-    let ip = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip().to_string());
-    let mut verdict = limiter.check(class, &format!("ip:{}", ip.unwrap_or_default()));
+    let client = super::client::client_of(request.extensions());
+    let mut verdict = limiter.check(class, &format!("ip:{}", rate_limit_key(client.ip)));
     if verdict.is_ok() && limiter.enabled(class) {
         if let Ok(caller) = service.authenticate(&Method::GET, request.headers()).await {
             verdict = limiter.check(class, &format!("user:{}", caller.user_id));
@@ -67,18 +69,19 @@ pub async fn rate_limit(
     }
     match verdict {
         Ok(()) => next.run(request).await,
-        Err(retry_after) => {
-            metrics::counter!("rate_limited_total").increment(1);
-            let mut response = super::error_response(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                "too many requests; retry later",
-            );
-            let seconds = retry_after.as_secs().max(1).to_string();
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_str(&seconds).expect("digits"));
-            response
-        }
+        Err(retry_after) => too_many(retry_after),
     }
+}
+
+/// 429 `rate_limited` with `Retry-After` in whole seconds.
+pub fn too_many(retry_after: std::time::Duration) -> Response {
+    metrics::counter!("rate_limited_total").increment(1);
+    let mut response = super::error_response(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        "too many requests; retry later",
+    );
+    let seconds = retry_after.as_secs().max(1).to_string();
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_str(&seconds).expect("digits"));
+    response
 }

@@ -2,6 +2,8 @@
 
 pub mod admin;
 pub mod auth;
+pub mod client;
+pub mod cross_site;
 pub mod events;
 pub mod health;
 pub mod holds;

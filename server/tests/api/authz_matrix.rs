@@ -156,7 +156,7 @@ of `{user}`, one per cell. Webhook deliveries carry no signature. \
 Rate limits are off for this table so that no cell reads 429.
 ";
 
-/// A config file with the suite's products and no sign-in/sign-up limits (once per process).
+/// A config file with the suite's products and no rate limits (once per process).
 fn config_file() -> String {
     static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     PATH.get_or_init(|| {
@@ -168,7 +168,8 @@ fn config_file() -> String {
              [[plans]]\nname = \"standard\"\ncreem_product_id = \"{STANDARD_PRODUCT}\"\n\
              [[plans]]\nname = \"premium\"\ncreem_product_id = \"prod_premium\"\n\
              [creem]\nrequest_timeout_ms = 2000\n\
-             [rate_limits]\nsign_in = {{ per_minute = 0 }}\nsign_up = {{ per_minute = 0 }}\n"
+             [rate_limits]\nsign_in = {{ per_minute = 0 }}\nsign_up = {{ per_minute = 0 }}\n\
+             checkout = {{ per_minute = 0 }}\nwebhooks = {{ per_minute = 0 }}\n"
         );
         std::fs::write(&path, text).unwrap();
         path.display().to_string()
@@ -593,3 +594,38 @@ async fn cookie_sessions_need_the_csrf_token_on_every_admin_write(backend: Backe
     }
 }
 both!(cookie_sessions_need_the_csrf_token_on_every_admin_write);
+
+/// Contract §8: every change a browser could be made to send from another
+/// site with the user's `__session` cookie is refused with 403 before any
+/// handler runs, on every route of the matrix, and nothing changes.
+async fn cookie_changes_from_another_site_are_refused_on_every_route(backend: Backend) {
+    let world = World::start(backend).await;
+    let cookie = format!("__session={}", world.user_token);
+    let before = world.call("GET", "/api/credits", Some(&world.user_token), NONE).await;
+    let fill = |text: &str| {
+        text.replace("{user}", &world.user).replace("{hold}", "hold_none").replace("{grant}", "1")
+    };
+    for route in ROUTES.iter().filter(|route| route.request.starts_with("POST ")) {
+        let path = fill(route.request.trim_start_matches("POST "));
+        for stated in [("origin", EVIL), ("referer", "https://evil.example/page")] {
+            let mut request =
+                world.client.post(world.app.url(&path)).header("cookie", &cookie).header(stated.0, stated.1);
+            request = match route.body {
+                Body::None => request,
+                Body::Json(text) => request.header(CONTENT_TYPE, "application/json").body(fill(text)),
+                Body::Form(pairs) => {
+                    let pairs: Vec<(&str, String)> = pairs.iter().map(|(k, v)| (*k, fill(v))).collect();
+                    request.form(&pairs)
+                }
+            };
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status().as_u16(), 403, "{path} with {stated:?}");
+            assert!(response.headers().get("set-cookie").is_none(), "{path} set a cookie");
+        }
+    }
+    let after = world.call("GET", "/api/credits", Some(&world.user_token), NONE).await;
+    let figures = |text: &str| serde_json::from_str::<Value>(text).unwrap()["credits"].clone();
+    assert_eq!(figures(&after.1), figures(&before.1), "nothing changed");
+    world.app.assert_consistent().await;
+}
+both!(cookie_changes_from_another_site_are_refused_on_every_route);

@@ -359,3 +359,49 @@ pub fn figures(view: &Value) -> (i64, i64, i64, i64, i64) {
     let get = |name: &str| c[name].as_i64().unwrap_or_else(|| panic!("credits.{name} in {view}"));
     (get("remaining"), get("total"), get("used"), get("bonus"), get("initial"))
 }
+
+/// The Set-Cookie headers of a response.
+pub fn set_cookies(response: &Response) -> Vec<String> {
+    response.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect()
+}
+
+/// A cookie's value among Set-Cookie headers.
+pub fn set_cookie_value(cookies: &[String], name: &str) -> Option<String> {
+    let prefix = format!("{name}=");
+    let cookie = cookies.iter().find(|c| c.starts_with(&prefix))?;
+    Some(cookie[prefix.len()..].split(';').next().unwrap().to_string())
+}
+
+/// A browser's local session: its `Cookie` header and CSRF token.
+pub struct LocalBrowser {
+    pub cookie: String,
+    pub csrf: String,
+}
+
+impl TestApp {
+    /// A server with local accounts (no Clerk key) and extra variables.
+    pub async fn spawn_local(backend: Backend, extra: &[(&str, String)]) -> Self {
+        let mut vars = vec![("CLERK_JWT_KEY", String::new())];
+        vars.extend(extra.iter().cloned());
+        Self::spawn_with(backend, &vars).await
+    }
+
+    /// Signs up a local account with `password`; the browser it leaves.
+    pub async fn sign_up_local(&self, email: &str, password: &str) -> LocalBrowser {
+        let response = self
+            .post_json("/api/auth/sign-up", None, &json!({"email": email, "password": password}), None)
+            .await;
+        assert_eq!(response.status(), StatusCode::OK, "sign-up of {email}");
+        let set = set_cookies(&response);
+        let session = set_cookie_value(&set, "credits_session").unwrap();
+        let csrf = set_cookie_value(&set, "credits_csrf").unwrap();
+        LocalBrowser { cookie: format!("credits_session={session}; credits_csrf={csrf}"), csrf }
+    }
+
+    /// `GET /api/credits` with a cookie; the status and body.
+    pub async fn credits_by_cookie(&self, cookie: &str) -> (StatusCode, Value) {
+        let response =
+            self.client.get(self.url("/api/credits")).header("cookie", cookie).send().await.unwrap();
+        (response.status(), response.json().await.unwrap_or(Value::Null))
+    }
+}

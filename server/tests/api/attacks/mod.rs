@@ -9,6 +9,7 @@ mod holds;
 mod metrics;
 mod payments;
 mod proxies;
+mod secrets;
 mod sign_in;
 mod streams;
 mod webhooks;

@@ -114,7 +114,6 @@ impl UseCredits {
     /// Subscribes to the caller's live figures once they are signed in.
     #[cfg(feature = "hydrate")]
     fn listen(&self) {
-        use futures::StreamExt;
         let (live, initial) = (self.live, self.initial);
         let subscribed = StoredValue::new(false);
         Effect::new(move |_| {
@@ -122,22 +121,38 @@ impl UseCredits {
             if !signed_in || subscribed.get_value() {
                 return;
             }
-            let Ok(mut source) = gloo_net::eventsource::futures::EventSource::new("/api/credits/events")
-            else {
-                return;
-            };
-            let Ok(mut stream) = source.subscribe("credits") else { return };
             subscribed.set_value(true);
-            spawn_local(async move {
+            spawn_local(follow_events(live));
+        });
+    }
+}
+
+/// Follows `/api/credits/events` for as long as the page lives. The server
+/// ends a stream when its session token expires; the browser then reconnects
+/// by itself with the session it has by then. When a reconnect is refused
+/// (say the cookie was not refreshed yet) the browser gives up on that
+/// EventSource, so a new one is opened after a pause that doubles from 1 s
+/// to 30 s and starts over once events flow again.
+#[cfg(feature = "hydrate")]
+async fn follow_events(live: RwSignal<Option<CreditsView>>) {
+    use futures::StreamExt;
+    use gloo_net::eventsource::futures::EventSource;
+    let mut pause_ms = 1_000;
+    loop {
+        if let Ok(mut source) = EventSource::new("/api/credits/events") {
+            if let Ok(mut stream) = source.subscribe("credits") {
                 while let Some(Ok((_, message))) = stream.next().await {
+                    pause_ms = 1_000;
                     let parsed = message.data().as_string().and_then(|text| serde_json::from_str(&text).ok());
                     if let Some(view) = parsed {
                         live.set(Some(view));
                     }
                 }
-                source.close();
-            });
-        });
+            }
+            source.close();
+        }
+        sleep(pause_ms).await;
+        pause_ms = (pause_ms * 2).min(30_000);
     }
 }
 

@@ -43,6 +43,17 @@ impl Principal {
     }
 }
 
+/// What ends a signed-in user's session: work that outlives one request (a
+/// live event stream) stops there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// A Clerk session token, which expires at its `exp` (Unix seconds).
+    Expires { exp_seconds: u64 },
+    /// A local session, live while `local::session` still finds its token
+    /// (sign-out or expiry removes it, on whichever instance).
+    Local { token: String },
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     #[error("sign in first: no session token was sent")]
@@ -51,6 +62,9 @@ pub enum AuthError {
     Invalid(String),
     #[error("sign-in is not configured on this server (set CLERK_JWT_KEY or CLERK_JWKS_URL)")]
     NotConfigured,
+    /// The token names a key that is not cached, and Clerk's JWKS cannot be fetched now.
+    #[error("the signing keys cannot be fetched right now; try again shortly")]
+    KeysUnavailable,
 }
 
 /// The user ids of `CREDITS_ADMIN_USER_IDS`.

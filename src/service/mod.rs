@@ -14,7 +14,7 @@ pub use holds::HoldSettings;
 pub use webhooks::WebhookOutcome;
 
 use crate::auth::clerk::ClerkVerifier;
-use crate::auth::{session_token, Admins, AuthError, Principal};
+use crate::auth::{session_token, Admins, AuthError, Principal, SessionEnd};
 use crate::db::{rfc3339, Db};
 use crate::dto::{CreditsView, EntryView, HistoryPage, SyncResponse, UserView};
 use crate::idempotency::{self, Claim, IdempotencyKey};
@@ -151,6 +151,15 @@ pub(crate) fn revoked_key() -> AuthError {
     AuthError::Invalid("unknown or revoked API key".into())
 }
 
+/// The token `authenticate_local` reads: the session cookie, else `Authorization: Bearer`.
+fn local_session_token(headers: &http::HeaderMap) -> Option<&str> {
+    let bearer = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    crate::auth::cookie(headers, crate::auth::local::SESSION_COOKIE).or(bearer)
+}
+
 /// A response that may be the stored answer to an earlier request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Replayable<T> {
@@ -245,6 +254,30 @@ impl CreditsService {
         let email = claims.email.map(|email| email.to_lowercase());
         // Clerk signs the token, so it vouches for the `email` claim it carries.
         Ok(Principal::user(&claims.sub, email, claims.name, is_admin).with_verified_email())
+    }
+
+    /// `authenticate` for a live event stream: a signed-in user (an API key
+    /// is refused) and what ends the stream with their session.
+    pub async fn authenticate_stream(
+        &self,
+        headers: &http::HeaderMap,
+    ) -> Result<(Principal, SessionEnd), ServiceError> {
+        let caller = self.authenticate(&http::Method::GET, headers).await?;
+        if caller.api_key.is_some() {
+            return Err(ServiceError::Forbidden("events are for signed-in users".into()));
+        }
+        let end = match self.inner.verifier.as_ref() {
+            // The token was verified just now, so this is a lookup of its claims.
+            Some(verifier) => {
+                let token = session_token(headers).ok_or(AuthError::Missing)?;
+                SessionEnd::Expires { exp_seconds: verifier.verify(&token).await?.exp }
+            }
+            None => {
+                let token = local_session_token(headers).ok_or(AuthError::Missing)?;
+                SessionEnd::Local { token: token.to_string() }
+            }
+        };
+        Ok((caller, end))
     }
 
     /// `authenticate` for hold creations and resolutions: a worker API key

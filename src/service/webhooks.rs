@@ -1,14 +1,23 @@
 //! Inbound webhooks, end to end: verify the signature on the raw bytes, parse,
 //! then record the event id and its effect in one transaction. The caller
-//! answers 200 only after `commit` returned.
+//! answers 200 only after `commit` returned. A refused delivery is counted
+//! per provider and reason and joins a bounded sample of the newest ones.
 
 use super::{CreditsService, ServiceError};
 use crate::auth::Principal;
 use crate::ledger::{store, Figures};
 use crate::payments::{self, PaymentOutcome, ReversalOutcome};
-use crate::webhooks::{clerk, creem};
+use crate::webhooks::{clerk, creem, Rejection};
 use serde::Serialize;
 use sqlx::{AnyConnection, Row};
+
+/// Refused deliveries kept in `webhook_deliveries` (the newest); older ones
+/// are deleted as new ones come, and `webhook_rejections` keeps the counts.
+const REJECTED_SAMPLE: i64 = 100;
+/// A sampled delivery keeps at most this much of its body.
+const BODY_PREFIX_BYTES: usize = 1024;
+/// A sampled delivery's reason in words is cut to this (parse errors may quote the body).
+const REASON_BYTES: usize = 256;
 
 /// What a delivery did; the body of the 200 answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -35,6 +44,8 @@ pub struct Delivery {
     pub event_type: Option<String>,
     pub outcome: String,
     pub reason: Option<String>,
+    /// The first bytes of a refused delivery's body (at most 1 KiB); none for verified ones.
+    pub body_prefix: Option<String>,
     pub received_at: String,
 }
 
@@ -104,16 +115,83 @@ async fn claim_event(
     Ok(row.is_some())
 }
 
+/// How many deliveries one provider refused for one reason, and the latest when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RejectionCount {
+    pub provider: String,
+    pub reason: String,
+    pub count: i64,
+    pub last_at: String,
+}
+
+/// A refused delivery, as it is counted and sampled.
+struct Refused<'a> {
+    provider: &'static str,
+    reason: Rejection,
+    /// Why, in words (the signature or parse error).
+    detail: String,
+    body: &'a [u8],
+}
+
+impl<'a> Refused<'a> {
+    fn new(
+        provider: &'static str,
+        reason: Rejection,
+        detail: &impl std::fmt::Display,
+        body: &'a [u8],
+    ) -> Self {
+        Self { provider, reason, detail: detail.to_string(), body }
+    }
+}
+
 impl CreditsService {
-    /// Records a refused delivery (no body, no unverified ids) and says why.
-    async fn reject(&self, provider: &str, reason: String, error: ServiceError) -> ServiceError {
-        tracing::warn!(provider, %reason, "webhook rejected");
-        if let Ok(mut conn) = self.inner.db.pool.acquire().await {
-            if let Err(db_error) = log_delivery(&mut conn, provider, None, "rejected", &reason).await {
-                tracing::error!(%db_error, "could not log a rejected webhook");
-            }
+    /// Counts a refused delivery and keeps it in the sample, then says why
+    /// it was refused. A failure to record is logged: the refusal stands.
+    async fn reject(&self, refused: Refused<'_>, error: ServiceError) -> ServiceError {
+        let (provider, reason) = (refused.provider, refused.reason.as_str());
+        tracing::warn!(provider, reason, detail = %refused.detail, "webhook rejected");
+        metrics::counter!("webhook_deliveries_total", "provider" => refused.provider, "outcome" => "rejected")
+            .increment(1);
+        if let Err(db_error) = self.record_rejection(&refused).await {
+            tracing::error!(%db_error, "could not record a rejected webhook");
         }
         error
+    }
+
+    async fn record_rejection(&self, refused: &Refused<'_>) -> Result<(), sqlx::Error> {
+        let now = crate::db::now_ms();
+        let mut tx = self.inner.db.pool.begin().await?;
+        // The count first: its row lock orders the rejections of one provider
+        // and reason, so each trim below sees every sample row added before it.
+        sqlx::query(
+            "INSERT INTO webhook_rejections (provider, reason, count, last_at) VALUES ($1, $2, 1, $3) \
+             ON CONFLICT (provider, reason) DO UPDATE \
+             SET count = webhook_rejections.count + 1, last_at = excluded.last_at",
+        )
+        .bind(refused.provider)
+        .bind(refused.reason.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO webhook_deliveries (provider, outcome, reason, body_prefix, received_at) \
+             VALUES ($1, 'rejected', $2, $3, $4)",
+        )
+        .bind(refused.provider)
+        .bind(crate::webhooks::truncate(&refused.detail, REASON_BYTES))
+        .bind(crate::webhooks::body_prefix(refused.body, BODY_PREFIX_BYTES))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM webhook_deliveries WHERE outcome = 'rejected' AND id <= \
+             (SELECT id FROM webhook_deliveries WHERE outcome = 'rejected' ORDER BY id DESC LIMIT 1 OFFSET $1)",
+        )
+        .bind(REJECTED_SAMPLE)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
     }
 
     /// `POST /api/webhooks/creem`.
@@ -137,12 +215,13 @@ impl CreditsService {
         let secret = self.inner.creem.webhook_secret.as_deref();
         if let Err(error) = creem::verify(secret, signature, body) {
             let refusal = ServiceError::Unauthenticated(format!("webhook refused: {error}"));
-            return Err(self.reject("creem", error.to_string(), refusal).await);
+            return Err(self.reject(Refused::new("creem", (&error).into(), &error, body), refusal).await);
         }
         let (envelope, mut event) = match creem::parse(body) {
             Ok(parsed) => parsed,
             Err(error) => {
-                return Err(self.reject("creem", error.to_string(), ServiceError::Invalid(error.0)).await)
+                let refused = Refused::new("creem", Rejection::Unparseable, &error, body);
+                return Err(self.reject(refused, ServiceError::Invalid(error.0)).await);
             }
         };
         if let (Some(_), creem::Event::Payment(payment)) = (test_by, &mut event) {
@@ -226,13 +305,14 @@ impl CreditsService {
         let key = self.inner.clerk_webhook_key.as_deref();
         if let Err(error) = clerk::verify(key, headers, body, now_seconds) {
             let refusal = ServiceError::Unauthenticated(format!("webhook refused: {error}"));
-            return Err(self.reject("clerk", error.to_string(), refusal).await);
+            return Err(self.reject(Refused::new("clerk", (&error).into(), &error, body), refusal).await);
         }
         let message_id = headers.id.unwrap_or_default();
         let (event_type, event) = match clerk::parse(body) {
             Ok(parsed) => parsed,
             Err(error) => {
-                return Err(self.reject("clerk", error.clone(), ServiceError::Invalid(error)).await)
+                let refused = Refused::new("clerk", Rejection::Unparseable, &error, body);
+                return Err(self.reject(refused, ServiceError::Invalid(error)).await);
             }
         };
         let ids = (message_id, event_type.as_str());
@@ -283,7 +363,7 @@ impl CreditsService {
     /// The most recent deliveries, newest first (admin).
     pub async fn deliveries(&self, limit: i64) -> Result<Vec<Delivery>, ServiceError> {
         let rows = sqlx::query(
-            "SELECT id, provider, event_id, event_type, outcome, reason, received_at \
+            "SELECT id, provider, event_id, event_type, outcome, reason, body_prefix, received_at \
              FROM webhook_deliveries ORDER BY id DESC LIMIT $1",
         )
         .bind(limit)
@@ -298,7 +378,28 @@ impl CreditsService {
                     event_type: row.try_get("event_type")?,
                     outcome: row.try_get("outcome")?,
                     reason: row.try_get("reason")?,
+                    body_prefix: row.try_get("body_prefix")?,
                     received_at: crate::db::rfc3339(row.try_get("received_at")?),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    /// How many deliveries were refused, per provider and reason (admin).
+    pub async fn rejection_counts(&self) -> Result<Vec<RejectionCount>, ServiceError> {
+        let rows = sqlx::query(
+            "SELECT provider, reason, count, last_at FROM webhook_rejections ORDER BY provider, reason",
+        )
+        .fetch_all(&self.inner.db.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(RejectionCount {
+                    provider: row.try_get("provider")?,
+                    reason: row.try_get("reason")?,
+                    count: row.try_get("count")?,
+                    last_at: crate::db::rfc3339(row.try_get("last_at")?),
                 })
             })
             .collect::<Result<_, sqlx::Error>>()

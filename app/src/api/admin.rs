@@ -18,14 +18,16 @@ fn page(limit: Option<i64>) -> Result<i64, credits::service::ServiceError> {
     }
 }
 
-/// `GET /api/admin/webhooks`: the newest deliveries (accepted, duplicate, ignored, rejected).
+/// `GET /api/admin/webhooks`: the newest deliveries (accepted, duplicate, ignored,
+/// and the newest rejected ones) and how many were rejected, per provider and reason.
 #[server(prefix = "/api", endpoint = "admin/webhooks", input = GetUrl, output = crate::api::codec::JsonText)]
 pub async fn webhook_deliveries(#[server(default)] limit: Option<i64>) -> Result<Value, ApiError> {
     use super::{admin, fail, service};
     let service = service()?;
     admin(&service).await?;
     let deliveries = service.deliveries(page(limit).map_err(fail)?).await.map_err(fail)?;
-    Ok(serde_json::json!({ "deliveries": deliveries }))
+    let rejected = service.rejection_counts().await.map_err(fail)?;
+    Ok(serde_json::json!({ "deliveries": deliveries, "rejected": rejected }))
 }
 
 /// `GET /api/admin/payments?status=unknown_product`: recorded payments.

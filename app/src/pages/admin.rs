@@ -296,6 +296,15 @@ fn CheckAndDeliveries() -> impl IntoView {
                         }).collect_view()
                     })}
                 </ul>
+                <ul class="deliveries" data-testid="rejected-counts">
+                    {move || deliveries.get().and_then(Result::ok).map(|value| {
+                        value["rejected"].as_array().cloned().unwrap_or_default().into_iter().map(|r| view! {
+                            <li><span class="tag rejected">{format!("rejected × {}", r["count"])}</span>
+                                " " {r["provider"].as_str().unwrap_or("").to_string()} " "
+                                <span class="muted">{r["reason"].as_str().unwrap_or("").to_string()}</span></li>
+                        }).collect_view()
+                    })}
+                </ul>
             </Transition>
         </section>
     }

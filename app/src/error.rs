@@ -43,7 +43,7 @@ impl ApiError {
             "payload_too_large" => 413,
             "rate_limited" => 429,
             "upstream_error" => 502,
-            "network_error" => 503,
+            "network_error" | "unavailable" => 503,
             _ => 500,
         }
     }
@@ -88,6 +88,10 @@ impl From<credits::service::ServiceError> for ApiError {
             E::NotFound(message) => Self::new("not_found", message),
             E::IdempotencyConflict => Self::new("idempotency_conflict", error.to_string()),
             E::Upstream(message) => Self::new("upstream_error", message),
+            E::Unavailable(message) => {
+                crate::api::set_header("retry-after", "1");
+                Self::new("unavailable", message)
+            }
             E::HoldResolved(message) => Self::new("hold_resolved", message),
             E::Insufficient { required, remaining } => {
                 let mut api = Self::new(

@@ -31,6 +31,9 @@ pub struct ClerkConfig {
     pub jwks_url: Option<String>,
     pub issuer: Option<String>,
     pub authorized_parties: Option<Vec<String>>,
+    /// The origin of Clerk's Frontend API, from which pages load Clerk's
+    /// browser SDK (§5); pages allow scripts from it and nowhere else.
+    pub frontend_api_origin: Option<String>,
 }
 
 impl ClerkConfig {
@@ -47,6 +50,42 @@ impl ClerkConfig {
                 .with_authorized_parties(self.authorized_parties.clone()),
         ))
     }
+}
+
+/// The Frontend API origin: `CLERK_FRONTEND_API_URL` when set, else the host
+/// a publishable key names (`pk_test_`/`pk_live_` + base64 of `{host}$`).
+/// Either value ends up in the pages' Content-Security-Policy, so only a
+/// plain `https://host[:port]` is accepted; anything else would let a setting
+/// widen or break the policy.
+pub fn clerk_frontend_api_origin(
+    publishable_key: Option<&str>,
+    frontend_api_url: Option<&str>,
+) -> Result<Option<String>, ConfigError> {
+    if let Some(url) = frontend_api_url {
+        let origin = url.trim_end_matches('/');
+        return match origin.strip_prefix("https://") {
+            Some(host) if is_plain_host(host) => Ok(Some(origin.to_string())),
+            _ => Err(ConfigError("CLERK_FRONTEND_API_URL must be https://HOST[:PORT]".into())),
+        };
+    }
+    let Some(key) = publishable_key else { return Ok(None) };
+    use base64::Engine;
+    let invalid = || ConfigError("CLERK_PUBLISHABLE_KEY is not a Clerk publishable key".into());
+    let encoded =
+        key.strip_prefix("pk_test_").or_else(|| key.strip_prefix("pk_live_")).ok_or_else(invalid)?;
+    let decoded = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(encoded.trim_end_matches('='))
+        .map_err(|_| invalid())?;
+    let text = String::from_utf8(decoded).map_err(|_| invalid())?;
+    match text.strip_suffix('$') {
+        Some(host) if is_plain_host(host) => Ok(Some(format!("https://{host}"))),
+        _ => Err(invalid()),
+    }
+}
+
+/// A host name with an optional port: letters, digits, `.`, `-` and `:` only.
+fn is_plain_host(host: &str) -> bool {
+    !host.is_empty() && host.bytes().all(|byte| byte.is_ascii_alphanumeric() || b".-:".contains(&byte))
 }
 
 /// Creem settings: secrets from the environment, the rest from the config file.
@@ -85,6 +124,8 @@ pub struct Config {
     pub settings: Settings,
     pub clerk: ClerkConfig,
     pub admins: Admins,
+    /// `CREDITS_METRICS_TOKEN`: when set, `/metrics` needs it as a bearer token.
+    pub metrics_token: Option<Secret>,
 }
 
 /// The config file's shape; unknown keys are errors.
@@ -218,6 +259,10 @@ impl Config {
             authorized_parties: lookup("CLERK_AUTHORIZED_PARTIES").map(|raw| {
                 raw.split(',').map(str::trim).filter(|p| !p.is_empty()).map(String::from).collect()
             }),
+            frontend_api_origin: clerk_frontend_api_origin(
+                lookup("CLERK_PUBLISHABLE_KEY").as_deref(),
+                lookup("CLERK_FRONTEND_API_URL").as_deref(),
+            )?,
         };
         clerk.verifier()?;
         let config = Self {
@@ -239,6 +284,7 @@ impl Config {
             settings,
             clerk,
             admins: Admins::parse(&lookup("CREDITS_ADMIN_USER_IDS").unwrap_or_default()),
+            metrics_token: lookup("CREDITS_METRICS_TOKEN").map(Secret::new),
         };
         config.outbox_endpoint()?;
         Ok(config)
@@ -430,5 +476,54 @@ mod tests {
         assert!(parse_settings("initial_credit = 5").unwrap_err().contains("initial_credit"));
         assert!(parse_settings("[[plans]]\nname = \"gold\"\n").unwrap_err().contains("price_cents"));
         assert!(parse_settings("cost_per_video = 0").unwrap_err().contains("cost_per_video"));
+    }
+
+    #[test]
+    fn the_clerk_frontend_api_comes_from_the_url_or_the_publishable_key() {
+        use base64::Engine;
+        let encode = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+        let key = format!("pk_test_{}", encode("clerk.example.com$"));
+        assert_eq!(
+            clerk_frontend_api_origin(Some(&key), None).unwrap().as_deref(),
+            Some("https://clerk.example.com")
+        );
+        let live = format!("pk_live_{}", encode("clerk.shop.example:8443$"));
+        assert_eq!(
+            clerk_frontend_api_origin(Some(&live), None).unwrap().as_deref(),
+            Some("https://clerk.shop.example:8443")
+        );
+        let url = Some("https://fapi.example.com/");
+        assert_eq!(
+            clerk_frontend_api_origin(Some(&key), url).unwrap().as_deref(),
+            Some("https://fapi.example.com")
+        );
+        assert_eq!(clerk_frontend_api_origin(None, None).unwrap(), None);
+    }
+
+    #[test]
+    fn a_clerk_origin_that_could_widen_the_policy_is_refused() {
+        use base64::Engine;
+        let encode = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+        for key in [
+            "sk_test_abc".to_string(),
+            "pk_test_!!!".to_string(),
+            format!("pk_test_{}", encode("clerk.example.com")),
+            format!("pk_test_{}", encode("a.example 'unsafe-inline'$")),
+            format!("pk_test_{}", encode("a.example; script-src *$")),
+        ] {
+            let error = clerk_frontend_api_origin(Some(&key), None).unwrap_err().to_string();
+            assert!(error.contains("CLERK_PUBLISHABLE_KEY"), "{key}: {error}");
+        }
+        for url in ["http://fapi.example.com", "https://*", "https://a.example/x", "https://a b"] {
+            let error = clerk_frontend_api_origin(None, Some(url)).unwrap_err().to_string();
+            assert!(error.contains("CLERK_FRONTEND_API_URL"), "{url}: {error}");
+        }
+    }
+
+    #[test]
+    fn the_metrics_token_never_prints_with_the_configuration() {
+        let config = config(&[("CREDITS_METRICS_TOKEN", "metrics-token-do-not-print")]).unwrap();
+        assert!(config.metrics_token.as_ref().unwrap().matches(b"metrics-token-do-not-print"));
+        assert!(!format!("{config:?}").contains("do-not-print"));
     }
 }

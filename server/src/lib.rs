@@ -93,13 +93,16 @@ pub fn router(config: &Config, service: CreditsService) -> Router {
     let routes = page_routes();
     let context = {
         let service = service.clone();
-        move || provide_context(service.clone())
+        move || {
+            provide_context(service.clone());
+            routes::security_headers::provide_request_nonce();
+        }
     };
     let page_options = options.clone();
     let limiter = std::sync::Arc::new(rate_limit::RateLimiter::new(config.rate_limits.clone()));
     Router::new()
         .merge(routes::health::router(service.clone()))
-        .merge(routes::metrics::router(service.clone()))
+        .merge(routes::metrics::router(service.clone(), config.metrics_token.clone()))
         .merge(routes::openapi::router())
         .merge(routes::webhooks::router(service.clone()))
         .merge(routes::holds::router(service.clone()))
@@ -115,14 +118,18 @@ pub fn router(config: &Config, service: CreditsService) -> Router {
                 .precompressed_br()
                 .precompressed_gzip(),
         )
-        .leptos_routes_with_context(&options, routes, context, move || shell(page_options.clone()))
+        .leptos_routes_with_context(&options, routes, context.clone(), move || shell(page_options.clone()))
         .route_layer(axum::middleware::from_fn(routes::metrics::track))
-        .fallback(leptos_axum::file_and_error_handler(shell))
+        .fallback(leptos_axum::file_and_error_handler_with_context(context, shell))
         .with_state(options)
         .layer(axum::middleware::from_fn_with_state((service, limiter), routes::limits::rate_limit))
         .layer(axum::middleware::from_fn_with_state(site_origins(config), routes::cross_site::guard))
         .layer(axum::middleware::from_fn_with_state(network(config), routes::client::identify))
         .layer(axum::middleware::from_fn(routes::limits::limit_body))
+        .layer(axum::middleware::from_fn_with_state(
+            routes::security_headers::SecurityHeaders::new(config),
+            routes::security_headers::apply,
+        ))
         // Pages and JSON: gzip at a fast level. (Brotli per response costs about
         // 9 MB of encoder state per response in flight and, at its default level
         // 11, milliseconds of CPU; static files are precompressed instead.) The

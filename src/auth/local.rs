@@ -226,12 +226,35 @@ async fn start_session(pool: &AnyPool, user_id: &str, email: &str) -> Result<New
     Ok(NewSession { user_id: user_id.into(), email: email.into(), token, csrf_token })
 }
 
-/// The session a cookie token belongs to, if it is live.
+/// The session a cookie token belongs to, if it is live. A request counts
+/// as use: it keeps the session from its idle timeout.
 pub async fn session(pool: &AnyPool, token: &str) -> Result<Option<LocalSession>, sqlx::Error> {
+    let now = crate::db::now_ms();
+    let Some((session, last_seen)) = live_session(pool, token, now).await? else { return Ok(None) };
+    if last_seen < now - SEEN_EVERY_MS {
+        sqlx::query("UPDATE local_sessions SET last_seen_at = $1 WHERE token_hash = $2")
+            .bind(now)
+            .bind(sha256(token))
+            .execute(pool)
+            .await?;
+    }
+    Ok(Some(session))
+}
+
+/// Whether the session is still live, without counting as use: an open
+/// event stream re-checks its session and must not keep it from idling out.
+pub async fn session_is_live(pool: &AnyPool, token: &str) -> Result<bool, sqlx::Error> {
+    Ok(live_session(pool, token, crate::db::now_ms()).await?.is_some())
+}
+
+async fn live_session(
+    pool: &AnyPool,
+    token: &str,
+    now: i64,
+) -> Result<Option<(LocalSession, i64)>, sqlx::Error> {
     if token.len() != 64 {
         return Ok(None);
     }
-    let now = crate::db::now_ms();
     let row = sqlx::query(
         "SELECT s.user_id, s.csrf_token, s.last_seen_at, u.email, u.is_admin FROM local_sessions s \
          JOIN local_users u ON u.user_id = s.user_id \
@@ -242,21 +265,14 @@ pub async fn session(pool: &AnyPool, token: &str) -> Result<Option<LocalSession>
     .bind(now - SESSION_IDLE_HOURS * 3600 * 1000)
     .fetch_optional(pool)
     .await?;
-    let last_seen = row.as_ref().map(|row| row.try_get::<i64, _>("last_seen_at")).transpose()?;
-    if last_seen.is_some_and(|seen| seen < now - SEEN_EVERY_MS) {
-        sqlx::query("UPDATE local_sessions SET last_seen_at = $1 WHERE token_hash = $2")
-            .bind(now)
-            .bind(sha256(token))
-            .execute(pool)
-            .await?;
-    }
     row.map(|row| {
-        Ok(LocalSession {
+        let session = LocalSession {
             user_id: row.try_get("user_id")?,
             email: row.try_get("email")?,
             is_admin: row.try_get::<i64, _>("is_admin")? == 1,
             csrf_token: row.try_get("csrf_token")?,
-        })
+        };
+        Ok((session, row.try_get::<i64, _>("last_seen_at")?))
     })
     .transpose()
 }

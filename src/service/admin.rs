@@ -236,6 +236,7 @@ impl ServiceError {
             Self::IdempotencyConflict => ("idempotency_conflict", self.to_string()),
             Self::HoldResolved(m) => ("hold_resolved", m.clone()),
             Self::Upstream(m) => ("upstream_error", m.clone()),
+            Self::Unavailable(m) => ("unavailable", m.clone()),
             Self::Internal(_) => ("internal", "something went wrong on our side; nothing was changed".into()),
         }
     }

@@ -99,6 +99,10 @@ pub enum ServiceError {
     /// A service we depend on (Creem) failed; nothing was changed.
     #[error("{0}")]
     Upstream(String),
+    /// We cannot take the request now (Clerk's keys unreachable, sign-in
+    /// busy); 503 with `Retry-After`, nothing was changed.
+    #[error("{0}")]
+    Unavailable(String),
     /// Details go to the log, never to the client.
     #[error("internal error")]
     Internal(String),
@@ -131,7 +135,10 @@ impl From<LedgerError> for ServiceError {
 
 impl From<AuthError> for ServiceError {
     fn from(error: AuthError) -> Self {
-        Self::Unauthenticated(error.to_string())
+        match error {
+            AuthError::KeysUnavailable => Self::Unavailable(error.to_string()),
+            _ => Self::Unauthenticated(error.to_string()),
+        }
     }
 }
 

@@ -206,7 +206,7 @@ impl SessionWatch {
             Self::Expires(at) => at.as_mut().await,
             Self::Local { pool, token, every } => loop {
                 every.tick().await;
-                if matches!(local::session(pool, token).await, Ok(None)) {
+                if matches!(local::session_is_live(pool, token).await, Ok(false)) {
                     return;
                 }
             },

@@ -10,6 +10,7 @@ pub mod holds;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod security_headers;
 pub mod server_fns;
 pub mod webhooks;
 
@@ -26,7 +27,11 @@ use serde_json::{Map, Value};
 pub fn api_error(error: ServiceError) -> Response {
     let error = credits_app::error::ApiError::from(error);
     let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, Json(error)).into_response()
+    let mut response = (status, Json(error)).into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+    }
+    response
 }
 
 /// The verified caller, or the 401 to send.

@@ -1,5 +1,7 @@
 //! Daily statistics in the operator's time zone: credits granted (free),
 //! purchased, spent and clawed back, revenue per plan, active and new users.
+//! A test payment (the admin's test webhook) is no revenue: its credits
+//! count as granted, not purchased, and its price is left out.
 //! Rows are bucketed in Rust from integer timestamps, so both engines agree exactly.
 
 use chrono::{NaiveDate, TimeZone};
@@ -15,7 +17,7 @@ pub const MAX_DAYS: i64 = 366;
 #[serde(rename_all = "camelCase")]
 pub struct DayStats {
     pub date: String,
-    /// Free credits: initial grants and positive admin adjustments.
+    /// Free credits: initial grants, positive admin adjustments and test payments.
     pub granted: i64,
     pub purchased: i64,
     /// Spends plus captured holds.
@@ -75,8 +77,9 @@ pub async fn daily(
         day = day.succ_opt().expect("dates continue");
     }
     let entries = sqlx::query(
-        "SELECT user_id, kind, amount, used_delta, created_at FROM ledger_entries \
-         WHERE created_at >= $1 AND created_at < $2",
+        "SELECT e.user_id, e.kind, e.amount, e.used_delta, e.created_at, COALESCE(p.is_test, 0) AS is_test \
+         FROM ledger_entries e LEFT JOIN payments p ON e.kind = 'purchase' AND p.grant_entry_id = e.id \
+         WHERE e.created_at >= $1 AND e.created_at < $2",
     )
     .bind(start)
     .bind(end)
@@ -88,9 +91,11 @@ pub async fn daily(
         let kind: String = row.try_get("kind")?;
         let amount: i64 = row.try_get("amount")?;
         let used: i64 = row.try_get("used_delta")?;
+        let test = row.try_get::<i64, _>("is_test")? != 0;
         match kind.as_str() {
             "initial" => stats.granted += amount,
             "adjust" if amount > 0 => stats.granted += amount,
+            "purchase" if test => stats.granted += amount,
             "purchase" => stats.purchased += amount,
             "spend" | "capture" => stats.spent += used,
             "refund" | "clawback" => stats.clawed_back -= amount,
@@ -102,7 +107,7 @@ pub async fn daily(
     }
     let payments = sqlx::query(
         "SELECT plan, amount_cents, created_at FROM payments \
-         WHERE plan IS NOT NULL AND created_at >= $1 AND created_at < $2",
+         WHERE plan IS NOT NULL AND is_test = 0 AND created_at >= $1 AND created_at < $2",
     )
     .bind(start)
     .bind(end)

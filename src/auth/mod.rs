@@ -15,12 +15,26 @@ pub struct Principal {
     pub is_admin: bool,
     /// Set when the caller is a worker API key (then `user_id` is `apikey:<id>`).
     pub api_key: Option<String>,
+    /// Clerk vouches for `email` (the session token's `email` claim). A local
+    /// account's email is never verified, so no payment goes to it by email.
+    pub email_verified: bool,
 }
 
 impl Principal {
-    /// A signed-in user.
+    /// A signed-in user whose email, if any, nobody vouches for.
     pub fn user(user_id: &str, email: Option<String>, name: Option<String>, is_admin: bool) -> Self {
-        Self { user_id: user_id.into(), email, name, is_admin, api_key: None }
+        Self { user_id: user_id.into(), email, name, is_admin, api_key: None, email_verified: false }
+    }
+
+    /// The same user, its email vouched for by the session token that carried it.
+    pub fn with_verified_email(self) -> Self {
+        Self { email_verified: self.email.is_some(), ..self }
+    }
+
+    /// The email with whether it is verified, as an account stores it.
+    pub fn email_claim(&self) -> Option<crate::ledger::store::EmailClaim<'_>> {
+        let verified = self.email_verified;
+        self.email.as_deref().map(|address| crate::ledger::store::EmailClaim { address, verified })
     }
 
     /// May act on any user's holds and read any user's figures.

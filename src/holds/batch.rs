@@ -13,6 +13,8 @@
 //!   expires_at > now` in the UPDATE that resolves it), so a hold resolves
 //!   exactly once however many requests race; a hold named twice in one batch
 //!   goes set-wise once;
+//! - a user's capture wins only a hold that user made on its own account
+//!   (`holds::resolver_allowed_sql`, in the same UPDATE);
 //! - each creation and capture gets its own ledger entry with the balance it
 //!   left, and its own grant draws (a capture moves exactly what its hold drew
 //!   from each grant from `held` to `used`).
@@ -21,7 +23,7 @@
 //! already resolved, expired or unknown) runs afterwards one request at a time
 //! in the same transaction, and so gets the usual answer or refusal.
 
-use super::Hold;
+use super::{Hold, MadeBy, Resolver};
 use crate::exec::{Arg, Exec, ReadRow};
 use crate::ledger::batch::{
     cached, draw_grants, entries_sql, first_grant_draw_sql, lock_accounts, statement_cell, table,
@@ -42,9 +44,16 @@ pub enum HoldOp<'a> {
         actor: &'a str,
         /// The worker key acting, if any: it must still be active.
         api_key: Option<&'a str>,
+        made_by: MadeBy,
     },
     /// Capture all of `hold_id`, whose owner is `user_id`.
-    Capture { hold_id: &'a str, user_id: &'a str, actor: &'a str, api_key: Option<&'a str> },
+    Capture {
+        hold_id: &'a str,
+        user_id: &'a str,
+        actor: &'a str,
+        api_key: Option<&'a str>,
+        resolver: Resolver<'a>,
+    },
 }
 
 impl<'a> HoldOp<'a> {
@@ -104,12 +113,12 @@ pub async fn apply<C: Exec>(
     //    account), so a batch and a lone capture of the same hold on
     //    PostgreSQL take their locks in the same order.
     let mut named = HashSet::new();
-    let captures: Vec<(usize, &str)> = ops
+    let captures: Vec<(usize, &str, Option<&str>)> = ops
         .iter()
         .enumerate()
         .filter_map(|(index, op)| match op {
-            HoldOp::Capture { hold_id, .. } if allowed(op) && named.insert(*hold_id) => {
-                Some((index, *hold_id))
+            HoldOp::Capture { hold_id, resolver, .. } if allowed(op) && named.insert(*hold_id) => {
+                Some((index, *hold_id, resolver.user()))
             }
             _ => None,
         })
@@ -117,7 +126,8 @@ pub async fn apply<C: Exec>(
     let won: HashMap<String, Hold> = if captures.is_empty() {
         HashMap::new()
     } else {
-        let rows: Vec<serde_json::Value> = captures.iter().map(|(_, id)| json!({"hold_id": id})).collect();
+        let rows: Vec<serde_json::Value> =
+            captures.iter().map(|(_, id, user)| json!({"hold_id": id, "user_id": user})).collect();
         conn.fetch_all(
             capture_sql(postgres),
             vec![now.into(), serde_json::Value::from(rows).to_string().into()],
@@ -149,7 +159,7 @@ pub async fn apply<C: Exec>(
     };
     // Walking backwards from each account's figures after all its creations.
     for (index, op) in ops.iter().enumerate().rev() {
-        let HoldOp::Create { user_id, amount, expires_at_ms, reason, .. } = *op else { continue };
+        let HoldOp::Create { user_id, amount, expires_at_ms, reason, made_by, .. } = *op else { continue };
         if !allowed(op) {
             continue;
         }
@@ -165,6 +175,7 @@ pub async fn apply<C: Exec>(
             expires_at_ms,
             resolved_at_ms: None,
             entry_id: None,
+            made_by,
         };
         out[index] = Some((hold, *figures));
         figures.remaining += amount;
@@ -183,7 +194,7 @@ pub async fn apply<C: Exec>(
         } else {
             figures_per_user(conn, capture_move_sql(postgres), now, &totals_json(&users)).await?
         };
-        for &(index, hold_id) in captures.iter().rev() {
+        for &(index, hold_id, _) in captures.iter().rev() {
             let Some(hold) = won.get(hold_id) else { continue };
             let figures = after.get_mut(hold.user_id.as_str()).ok_or_else(|| {
                 sqlx::Error::Protocol(format!("the account of captured hold {hold_id} was not updated"))
@@ -253,7 +264,8 @@ pub async fn apply<C: Exec>(
             .map(|&index| {
                 let (hold, _) = out[index].as_ref().expect("applied");
                 json!({"id": hold.id, "user_id": hold.user_id, "amount": hold.amount, "reason": hold.reason,
-                       "actor": ops[index].actor(), "expires_at": hold.expires_at_ms, "entry_id": hold.entry_id})
+                       "actor": ops[index].actor(), "expires_at": hold.expires_at_ms, "entry_id": hold.entry_id,
+                       "made_by": hold.made_by.as_str()})
             })
             .collect();
         conn.execute(
@@ -368,7 +380,8 @@ fn active_keys_sql(postgres: bool) -> &'static str {
     )
 }
 
-/// Step 1: resolves the open, unexpired holds named in `$2` as captured in full at `$1`.
+/// Step 1: resolves the open, unexpired holds named in `$2` as captured in
+/// full at `$1`, each only for a resolver its maker allows.
 fn capture_sql(postgres: bool) -> &'static str {
     static CELL: StatementCell = statement_cell();
     cached(
@@ -378,8 +391,9 @@ fn capture_sql(postgres: bool) -> &'static str {
                 "UPDATE holds SET status = 'captured', captured = amount, resolved_at = $1 \
                  FROM ({rows}) AS r \
                  WHERE holds.id = r.hold_id AND holds.status = 'open' AND holds.expires_at > $1 \
-                 RETURNING {columns}",
-                rows = table(postgres, "$2", &[("hold_id", "text")]),
+                 AND {allowed} RETURNING {columns}",
+                rows = table(postgres, "$2", &[("hold_id", "text"), ("user_id", "text")]),
+                allowed = super::resolver_allowed_sql("holds", "r.user_id"),
                 columns = super::HOLD_COLUMNS
                     .split(", ")
                     .map(|c| format!("holds.{c}"))
@@ -421,9 +435,9 @@ fn insert_holds_sql(postgres: bool) -> &'static str {
         postgres,
         |postgres| {
             format!(
-                "INSERT INTO holds (id, user_id, amount, status, reason, actor, created_at, expires_at, entry_id) \
-                 SELECT r.id, r.user_id, r.amount, 'open', r.reason, r.actor, $1, r.expires_at, r.entry_id \
-                 FROM ({rows}) AS r",
+                "INSERT INTO holds (id, user_id, amount, status, reason, actor, created_at, expires_at, entry_id, \
+                 made_by) SELECT r.id, r.user_id, r.amount, 'open', r.reason, r.actor, $1, r.expires_at, \
+                 r.entry_id, r.made_by FROM ({rows}) AS r",
                 rows = table(
                     postgres,
                     "$2",
@@ -435,6 +449,7 @@ fn insert_holds_sql(postgres: bool) -> &'static str {
                         ("actor", "text"),
                         ("expires_at", "bigint"),
                         ("entry_id", "bigint"),
+                        ("made_by", "text"),
                     ]
                 ),
             )

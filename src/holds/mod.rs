@@ -24,12 +24,89 @@ pub struct Hold {
     pub resolved_at_ms: Option<i64>,
     /// The `hold` entry, whose grant draws a capture or release returns.
     pub entry_id: Option<i64>,
+    pub made_by: MadeBy,
+}
+
+/// Who made a hold, which decides who may resolve it (contract §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MadeBy {
+    /// A worker's API key: resolved by API keys and admins, never by the user.
+    ApiKey,
+    /// The account's own user: also resolved by that user.
+    User,
+    /// An admin, for another user's account: resolved as a worker's hold is.
+    Admin,
+}
+
+impl MadeBy {
+    /// The maker of a hold on `user_id`'s account requested by `actor`.
+    pub fn of(api_key: Option<&str>, actor: &str, user_id: &str) -> Self {
+        match api_key {
+            Some(_) => Self::ApiKey,
+            None if actor == user_id => Self::User,
+            None => Self::Admin,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ApiKey => "api_key",
+            Self::User => "user",
+            Self::Admin => "admin",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Self, sqlx::Error> {
+        match text {
+            "api_key" => Ok(Self::ApiKey),
+            "user" => Ok(Self::User),
+            "admin" => Ok(Self::Admin),
+            other => Err(sqlx::Error::Decode(format!("unknown hold maker `{other}`").into())),
+        }
+    }
+}
+
+/// Who resolves a hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolver<'a> {
+    /// An API key, an admin, or the expiry sweep: any hold.
+    Privileged,
+    /// A signed-in user acting for itself: only a hold it made on its own account.
+    User(&'a str),
+}
+
+impl<'a> Resolver<'a> {
+    /// The user whose rights the resolving statement checks (`None`: any hold).
+    pub fn user(self) -> Option<&'a str> {
+        match self {
+            Self::Privileged => None,
+            Self::User(user_id) => Some(user_id),
+        }
+    }
+
+    /// Whether this resolver may resolve `hold` (the rule the statements hold too).
+    pub fn may_resolve(self, hold: &Hold) -> bool {
+        match self {
+            Self::Privileged => true,
+            Self::User(user_id) => hold.made_by == MadeBy::User && hold.user_id == user_id,
+        }
+    }
+}
+
+/// The condition a resolving UPDATE adds so that only an allowed resolver
+/// wins: `user` is the parameter holding the resolving user (NULL when
+/// privileged), `holds` the table's name or alias in the statement.
+pub(crate) fn resolver_allowed_sql(holds: &str, user: &str) -> String {
+    format!("({user} IS NULL OR ({holds}.made_by = 'user' AND {holds}.user_id = {user}))")
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum HoldError {
     #[error("no such hold")]
     NotFound,
+    /// The caller's own account, but a hold a worker or an admin made.
+    #[error("this hold was made by a worker or an admin, and only they may resolve it")]
+    Forbidden,
     #[error("the hold is already {0}")]
     Resolved(String),
     #[error("{0}")]
@@ -55,7 +132,7 @@ pub enum Resolution {
 }
 
 pub(crate) const HOLD_COLUMNS: &str =
-    "id, user_id, amount, captured, status, reason, created_at, expires_at, resolved_at, entry_id";
+    "id, user_id, amount, captured, status, reason, created_at, expires_at, resolved_at, entry_id, made_by";
 
 pub(crate) fn hold_from_row(row: &impl crate::exec::ReadRow) -> Result<Hold, sqlx::Error> {
     Ok(Hold {
@@ -69,6 +146,7 @@ pub(crate) fn hold_from_row(row: &impl crate::exec::ReadRow) -> Result<Hold, sql
         expires_at_ms: row.read("expires_at")?,
         resolved_at_ms: row.read("resolved_at")?,
         entry_id: row.read("entry_id")?,
+        made_by: MadeBy::parse(&row.read::<String>("made_by")?)?,
     })
 }
 
@@ -96,6 +174,7 @@ pub async fn create(
     expires_at_ms: i64,
     reason: Option<&str>,
     actor: &str,
+    made_by: MadeBy,
 ) -> Result<(Hold, Figures), HoldError> {
     let id = new_id();
     let reference = format!("hold:{id}");
@@ -104,8 +183,8 @@ pub async fn create(
     // The debit catches up due grants itself, so it only ever sees live ones.
     let applied = store::apply_covered(conn, user_id, &Delta::hold(amount), amount, &meta).await?;
     let sql = format!(
-        "INSERT INTO holds (id, user_id, amount, status, reason, actor, created_at, expires_at, entry_id) \
-         VALUES ($1, $2, $3, 'open', $4, $5, $6, $7, $8) RETURNING {HOLD_COLUMNS}"
+        "INSERT INTO holds (id, user_id, amount, status, reason, actor, created_at, expires_at, entry_id, made_by) \
+         VALUES ($1, $2, $3, 'open', $4, $5, $6, $7, $8, $9) RETURNING {HOLD_COLUMNS}"
     );
     let row = sqlx::query(&sql)
         .bind(&id)
@@ -116,6 +195,7 @@ pub async fn create(
         .bind(now)
         .bind(expires_at_ms)
         .bind(applied.entry_id)
+        .bind(made_by.as_str())
         .fetch_one(&mut *conn)
         .await?;
     metrics::counter!("credits_held_total").increment(amount as u64);
@@ -123,11 +203,13 @@ pub async fn create(
 }
 
 /// Resolves an open hold once and writes its entries. Capture and release
-/// only win before `expires_at`; expiry only after it.
+/// only win before `expires_at`; expiry only after it; and only for a
+/// resolver the hold's maker allows, checked in the resolving UPDATE itself.
 pub async fn resolve(
     conn: &mut AnyConnection,
     hold_id: &str,
     resolution: Resolution,
+    resolver: Resolver<'_>,
     actor: &str,
     now_ms: i64,
 ) -> Result<(Hold, Figures), HoldError> {
@@ -141,18 +223,20 @@ pub async fn resolve(
     }
     let sql = format!(
         "UPDATE holds SET status = $1, captured = COALESCE($2, amount), resolved_at = $4 \
-         WHERE id = $3 AND status = 'open' AND {timing} AND amount >= COALESCE($2, 0) \
-         RETURNING {HOLD_COLUMNS}"
+         WHERE id = $3 AND status = 'open' AND {timing} AND amount >= COALESCE($2, 0) AND {allowed} \
+         RETURNING {HOLD_COLUMNS}",
+        allowed = resolver_allowed_sql("holds", "$5"),
     );
     let row = sqlx::query(&sql)
         .bind(status)
         .bind(capture)
         .bind(hold_id)
         .bind(now_ms)
+        .bind(resolver.user())
         .fetch_optional(&mut *conn)
         .await?;
     let Some(row) = row else {
-        return Err(explain(conn, hold_id, capture, now_ms).await);
+        return Err(explain(conn, hold_id, resolver, capture, now_ms).await);
     };
     let hold = hold_from_row(&row)?;
     let reference = format!("hold:{}", hold.id);
@@ -208,10 +292,22 @@ pub async fn resolve(
     Ok((hold, figures.expect("a hold has a positive amount").figures))
 }
 
-async fn explain(conn: &mut AnyConnection, hold_id: &str, capture: Option<i64>, now_ms: i64) -> HoldError {
+/// Why a resolving UPDATE matched nothing. A resolver the hold's maker does
+/// not allow learns nothing more about the hold than that.
+async fn explain(
+    conn: &mut AnyConnection,
+    hold_id: &str,
+    resolver: Resolver<'_>,
+    capture: Option<i64>,
+    now_ms: i64,
+) -> HoldError {
     match load(conn, hold_id).await {
         Err(error) => error.into(),
         Ok(None) => HoldError::NotFound,
+        Ok(Some(hold)) if !resolver.may_resolve(&hold) => match resolver.user() {
+            Some(user_id) if user_id == hold.user_id => HoldError::Forbidden,
+            _ => HoldError::NotFound,
+        },
         Ok(Some(hold)) if hold.status != "open" => HoldError::Resolved(hold.status),
         Ok(Some(hold)) if hold.expires_at_ms <= now_ms => HoldError::Resolved("expired".into()),
         Ok(Some(hold)) if capture.is_some_and(|amount| amount > hold.amount) => {
@@ -246,7 +342,7 @@ pub async fn expire_due(pool: &AnyPool, limit: i64) -> Result<usize, HoldError> 
     let mut expired = 0;
     for id in due {
         let mut tx = pool.begin().await?;
-        match resolve(&mut tx, &id, Resolution::Expire, "system", now).await {
+        match resolve(&mut tx, &id, Resolution::Expire, Resolver::Privileged, "system", now).await {
             Ok(_) => {
                 tx.commit().await?;
                 expired += 1;

@@ -36,6 +36,14 @@ pub struct Account {
     pub updated_at_ms: i64,
 }
 
+/// An email as a session or Clerk webhook gives it, with whether Clerk
+/// vouches for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmailClaim<'a> {
+    pub address: &'a str,
+    pub verified: bool,
+}
+
 /// One ledger row as history shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -126,6 +134,17 @@ pub async fn load(conn: &mut AnyConnection, user_id: &str) -> Result<Option<Acco
     row.as_ref().map(account_from_row).transpose()
 }
 
+/// Reads one account and whether Clerk vouches for its email (only then may
+/// a payment find the account by it).
+pub async fn load_with_email_verified(
+    conn: &mut AnyConnection,
+    user_id: &str,
+) -> Result<Option<(Account, bool)>, sqlx::Error> {
+    let sql = format!("SELECT {ACCOUNT_COLUMNS}, email_verified FROM accounts WHERE user_id = $1");
+    let row = sqlx::query(&sql).bind(user_id).fetch_optional(&mut *conn).await?;
+    row.map(|row| Ok((account_from_row(&row)?, row.try_get::<i64, _>("email_verified")? != 0))).transpose()
+}
+
 /// Locks one account for the rest of the transaction and reads it.
 pub async fn lock(conn: &mut AnyConnection, user_id: &str) -> Result<Option<Account>, sqlx::Error> {
     let sql = format!("UPDATE accounts SET updated_at = $1 WHERE user_id = $2 RETURNING {ACCOUNT_COLUMNS}");
@@ -140,20 +159,21 @@ pub async fn lock(conn: &mut AnyConnection, user_id: &str) -> Result<Option<Acco
 pub async fn create_if_missing(
     conn: &mut AnyConnection,
     user_id: &str,
-    email: Option<&str>,
+    email: Option<EmailClaim<'_>>,
     name: Option<&str>,
     initial_credits: i64,
     initial_grant: crate::grants::GrantEffect,
 ) -> Result<bool, LedgerError> {
     let now = now_ms();
     let created = sqlx::query(
-        "INSERT INTO accounts (user_id, email, name, remaining, total, created_at, updated_at) \
-         VALUES ($1, $2, $3, 0, 0, $4, $4) ON CONFLICT (user_id) DO NOTHING RETURNING user_id",
+        "INSERT INTO accounts (user_id, email, email_verified, name, remaining, total, created_at, updated_at) \
+         VALUES ($1, $2, $5, $3, 0, 0, $4, $4) ON CONFLICT (user_id) DO NOTHING RETURNING user_id",
     )
     .bind(user_id)
-    .bind(email)
+    .bind(email.map(|email| email.address))
     .bind(name)
     .bind(now)
+    .bind(i64::from(email.is_some_and(|email| email.verified)))
     .fetch_optional(&mut *conn)
     .await?
     .is_some();
@@ -169,21 +189,25 @@ pub async fn create_if_missing(
     Ok(created)
 }
 
-/// Updates email and name when the session brings new ones.
+/// Updates email (with its verification) and name when the session or a
+/// Clerk webhook brings new ones; what they leave out stays.
 pub async fn update_profile(
     conn: &mut AnyConnection,
     user_id: &str,
-    email: Option<&str>,
+    email: Option<EmailClaim<'_>>,
     name: Option<&str>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE accounts SET email = COALESCE($1, email), name = COALESCE($2, name) \
+        "UPDATE accounts SET email = COALESCE($1, email), name = COALESCE($2, name), \
+         email_verified = CASE WHEN $1 IS NULL THEN email_verified ELSE $4 END \
          WHERE user_id = $3 AND (email IS DISTINCT FROM COALESCE($1, email) \
-         OR name IS DISTINCT FROM COALESCE($2, name))",
+         OR name IS DISTINCT FROM COALESCE($2, name) \
+         OR email_verified <> CASE WHEN $1 IS NULL THEN email_verified ELSE $4 END)",
     )
-    .bind(email)
+    .bind(email.map(|email| email.address))
     .bind(name)
     .bind(user_id)
+    .bind(i64::from(email.is_some_and(|email| email.verified)))
     .execute(&mut *conn)
     .await?;
     Ok(())

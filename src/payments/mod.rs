@@ -150,8 +150,8 @@ async fn try_insert(
     let row = sqlx::query(
         "INSERT INTO payments (payment_key, event_id, order_id, transaction_id, subscription_id, \
          period_start, product_id, plan, amount_cents, currency, user_id, customer_email, credits, \
-         status, created_at, grant_expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+         status, created_at, grant_expires_at, is_test) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
          ON CONFLICT DO NOTHING RETURNING id",
     )
     .bind(key)
@@ -170,6 +170,7 @@ async fn try_insert(
     .bind(status)
     .bind(now)
     .bind(grant_expiry(payment, plan, rollover, now))
+    .bind(i64::from(payment.test))
     .fetch_optional(&mut *conn)
     .await?;
     row.map(|row| row.try_get("id")).transpose()
@@ -193,7 +194,8 @@ fn grant_expiry(
 }
 
 /// The account a payment belongs to: `metadata.userId` if that account
-/// exists, else the one account with the customer's email.
+/// exists, else the one account whose verified email is the customer's (an
+/// unverified one, such as a local account's, could be anybody's).
 async fn resolve_user(conn: &mut AnyConnection, payment: &Payment) -> Result<Option<String>, sqlx::Error> {
     if let Some(user_id) = &payment.user_id {
         let exists = sqlx::query("SELECT user_id FROM accounts WHERE user_id = $1")
@@ -203,7 +205,7 @@ async fn resolve_user(conn: &mut AnyConnection, payment: &Payment) -> Result<Opt
         return Ok(exists.map(|_| user_id.clone()));
     }
     let Some(email) = &payment.customer_email else { return Ok(None) };
-    let rows = sqlx::query("SELECT user_id FROM accounts WHERE email = $1 LIMIT 2")
+    let rows = sqlx::query("SELECT user_id FROM accounts WHERE email = $1 AND email_verified = 1 LIMIT 2")
         .bind(email)
         .fetch_all(&mut *conn)
         .await?;
@@ -220,7 +222,7 @@ pub async fn credit(
 ) -> Result<Option<i64>, LedgerError> {
     let claimed = sqlx::query(
         "UPDATE payments SET user_id = $1 WHERE id = $2 AND status = 'pending_user' \
-         RETURNING payment_key, plan, credits, clawed_back, grant_expires_at, subscription_id",
+         RETURNING payment_key, plan, credits, clawed_back, grant_expires_at, subscription_id, is_test",
     )
     .bind(user_id)
     .bind(payment_id)
@@ -237,7 +239,10 @@ pub async fn credit(
             .await?;
         return Ok(Some(0));
     }
-    let reason = format!("{} plan purchase", plan.unwrap_or_default());
+    let reason = match row.try_get::<i64, _>("is_test")? {
+        0 => format!("{} plan purchase", plan.unwrap_or_default()),
+        _ => format!("{} plan purchase (test webhook, not revenue)", plan.unwrap_or_default()),
+    };
     let reference = format!("creem:{key}");
     let subscription: Option<String> = row.try_get("subscription_id")?;
     let spec = GrantSpec {
@@ -272,22 +277,20 @@ pub async fn credit(
     Ok(Some(credits))
 }
 
-/// Credits every pending payment that names this user (by id, or by email
-/// when the payment named no user). Returns the credits granted.
+/// The pending payments of user `$1`: those naming it, and those naming no
+/// user whose customer email is the account's verified email.
+const PENDING_OF_USER: &str = "status = 'pending_user' AND (user_id = $1 OR (user_id IS NULL \
+     AND customer_email = (SELECT email FROM accounts WHERE user_id = $1 AND email_verified = 1)))";
+
+/// Credits every pending payment of this user (`PENDING_OF_USER`). Returns
+/// the credits granted.
 pub async fn credit_pending(
     conn: &mut AnyConnection,
     user_id: &str,
-    email: Option<&str>,
     rollover_cap: Option<i64>,
 ) -> Result<i64, LedgerError> {
-    let rows = sqlx::query(
-        "SELECT id FROM payments WHERE status = 'pending_user' \
-         AND (user_id = $1 OR (user_id IS NULL AND customer_email = $2)) ORDER BY id",
-    )
-    .bind(user_id)
-    .bind(email.map(str::to_lowercase))
-    .fetch_all(&mut *conn)
-    .await?;
+    let sql = format!("SELECT id FROM payments WHERE {PENDING_OF_USER} ORDER BY id");
+    let rows = sqlx::query(&sql).bind(user_id).fetch_all(&mut *conn).await?;
     let mut total = 0;
     for row in rows {
         total += credit(conn, row.try_get("id")?, user_id, rollover_cap).await?.unwrap_or(0);
@@ -296,19 +299,9 @@ pub async fn credit_pending(
 }
 
 /// Whether any payment waits for this user (a cheap check before a write).
-pub async fn has_pending(
-    conn: &mut AnyConnection,
-    user_id: &str,
-    email: Option<&str>,
-) -> Result<bool, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT id FROM payments WHERE status = 'pending_user' \
-         AND (user_id = $1 OR (user_id IS NULL AND customer_email = $2)) LIMIT 1",
-    )
-    .bind(user_id)
-    .bind(email.map(str::to_lowercase))
-    .fetch_optional(&mut *conn)
-    .await?;
+pub async fn has_pending(conn: &mut AnyConnection, user_id: &str) -> Result<bool, sqlx::Error> {
+    let sql = format!("SELECT id FROM payments WHERE {PENDING_OF_USER} LIMIT 1");
+    let row = sqlx::query(&sql).bind(user_id).fetch_optional(&mut *conn).await?;
     Ok(row.is_some())
 }
 

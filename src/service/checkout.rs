@@ -129,9 +129,26 @@ impl CreditsService {
         })
     }
 
+    /// The test page's "send test webhook" (admins only): a signed
+    /// `checkout.completed` paying `plan` for the admin, through the real
+    /// webhook path (verification, parsing, exactly-once crediting). Its
+    /// payment is marked a test, so stats never count it as revenue, and the
+    /// action is audited with the admin's name.
+    pub async fn send_test_webhook(
+        &self,
+        caller: &Principal,
+        plan: &str,
+    ) -> Result<super::WebhookOutcome, ServiceError> {
+        if !caller.is_admin {
+            return Err(ServiceError::Forbidden("only an admin may send a test webhook".into()));
+        }
+        let (signature, body) = self.test_webhook_for(&caller.user_id, plan)?;
+        self.receive_creem(Some(&signature), body.as_bytes(), Some(caller)).await
+    }
+
     /// A signed `checkout.completed` paying `plan` for `user_id`, exactly as Creem
-    /// would send it (for the test page); `(signature, body)`.
-    pub fn test_webhook_for(&self, user_id: &str, plan: &str) -> Result<(String, String), ServiceError> {
+    /// would send it; `(signature, body)`.
+    fn test_webhook_for(&self, user_id: &str, plan: &str) -> Result<(String, String), ServiceError> {
         let secret = self
             .inner
             .creem
@@ -159,7 +176,7 @@ impl CreditsService {
     pub async fn payments(&self, status: Option<&str>, limit: i64) -> Result<Vec<Value>, ServiceError> {
         let rows = sqlx::query(
             "SELECT id, payment_key, product_id, plan, amount_cents, currency, user_id, customer_email, \
-             credits, clawed_back, refunded_cents, status, created_at FROM payments \
+             credits, clawed_back, refunded_cents, status, created_at, is_test FROM payments \
              WHERE ($1 IS NULL OR status = $1) ORDER BY id DESC LIMIT $2",
         )
         .bind(status)
@@ -181,6 +198,7 @@ impl CreditsService {
                     "clawedBack": row.try_get::<i64, _>("clawed_back")?,
                     "refundedCents": row.try_get::<i64, _>("refunded_cents")?,
                     "status": row.try_get::<String, _>("status")?,
+                    "test": row.try_get::<i64, _>("is_test")? != 0,
                     "createdAt": crate::db::rfc3339(row.try_get("created_at")?),
                 }))
             })

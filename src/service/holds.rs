@@ -5,7 +5,7 @@ use crate::auth::Principal;
 use crate::db::rfc3339;
 use crate::dto::HoldView;
 use crate::holds::batch::HoldOp;
-use crate::holds::{self, Hold, HoldError, Resolution};
+use crate::holds::{self, Hold, HoldError, MadeBy, Resolution, Resolver};
 use crate::ledger::Figures;
 use crate::requests::{MAX_REASON_CHARS, MAX_USER_ID_BYTES};
 use serde_json::{Map, Value};
@@ -27,6 +27,7 @@ impl From<HoldError> for ServiceError {
     fn from(error: HoldError) -> Self {
         match error {
             HoldError::NotFound => ServiceError::NotFound("no such hold".into()),
+            HoldError::Forbidden => ServiceError::Forbidden(HoldError::Forbidden.to_string()),
             HoldError::Resolved(status) => {
                 ServiceError::HoldResolved(format!("the hold is already {status}"))
             }
@@ -122,6 +123,7 @@ impl CreditsService {
         let job = HoldJob {
             scope: caller.user_id.clone(),
             api_key: caller.api_key.clone(),
+            privileged: caller.acts_for_others(),
             key,
             hash,
             target: target.clone(),
@@ -177,6 +179,7 @@ impl CreditsService {
         let job = HoldJob {
             scope: caller.user_id.clone(),
             api_key: caller.api_key.clone(),
+            privileged: caller.acts_for_others(),
             key,
             hash,
             target: owner,
@@ -204,6 +207,8 @@ struct HoldJob {
     scope: String,
     /// The worker key acting, confirmed active inside the transaction.
     api_key: Option<String>,
+    /// An API key or an admin: may resolve any hold, not only its own.
+    privileged: bool,
     key: Option<crate::idempotency::IdempotencyKey>,
     hash: String,
     target: String,
@@ -211,6 +216,18 @@ struct HoldJob {
 }
 
 impl HoldJob {
+    fn made_by(&self) -> MadeBy {
+        MadeBy::of(self.api_key.as_deref(), &self.scope, &self.target)
+    }
+
+    fn resolver(&self) -> Resolver<'_> {
+        if self.privileged {
+            Resolver::Privileged
+        } else {
+            Resolver::User(&self.scope)
+        }
+    }
+
     async fn run_in(
         &self,
         conn: &mut sqlx::AnyConnection,
@@ -238,14 +255,16 @@ impl HoldJob {
         let (hold, figures) = match &self.action {
             HoldAction::Create { amount, ttl, reason } => {
                 let expires_at = crate::db::now_ms() + ttl * 1000;
+                let (target, reason) = (&self.target, reason.as_deref());
                 let created =
-                    holds::create(conn, &self.target, *amount, expires_at, reason.as_deref(), &self.scope)
+                    holds::create(conn, target, *amount, expires_at, reason, &self.scope, self.made_by())
                         .await?;
                 tracing::debug!(hold_id = %created.0.id, user_id = %self.target, amount, ttl, "hold created");
                 created
             }
             HoldAction::Resolve { hold_id, resolution } => {
-                match holds::resolve(conn, hold_id, *resolution, &self.scope, crate::db::now_ms()).await {
+                let now = crate::db::now_ms();
+                match holds::resolve(conn, hold_id, *resolution, self.resolver(), &self.scope, now).await {
                     Ok(resolved) => resolved,
                     Err(HoldError::Resolved(status)) if status == "expired" => return Ok(None),
                     Err(error) => return Err(error.into()),
@@ -284,12 +303,14 @@ impl crate::group_commit::Job for HoldJob {
                 reason: reason.as_deref(),
                 actor: &self.scope,
                 api_key: self.api_key.as_deref(),
+                made_by: self.made_by(),
             }),
             HoldAction::Resolve { hold_id, resolution: Resolution::Capture(None) } => Some(HoldOp::Capture {
                 hold_id,
                 user_id: &self.target,
                 actor: &self.scope,
                 api_key: self.api_key.as_deref(),
+                resolver: self.resolver(),
             }),
             HoldAction::Resolve { .. } => None,
         }

@@ -144,7 +144,14 @@ impl From<AuthError> for ServiceError {
 
 /// The caller a worker key `id` stands for.
 fn api_key_principal(id: String) -> Principal {
-    Principal { user_id: format!("apikey:{id}"), email: None, name: None, is_admin: false, api_key: Some(id) }
+    Principal {
+        user_id: format!("apikey:{id}"),
+        email: None,
+        name: None,
+        is_admin: false,
+        api_key: Some(id),
+        email_verified: false,
+    }
 }
 
 pub(crate) fn revoked_key() -> AuthError {
@@ -252,7 +259,8 @@ impl CreditsService {
         let claims = verifier.verify(&token).await?;
         let is_admin = self.inner.admins.contains(&claims.sub);
         let email = claims.email.map(|email| email.to_lowercase());
-        Ok(Principal::user(&claims.sub, email, claims.name, is_admin))
+        // Clerk signs the token, so it vouches for the `email` claim it carries.
+        Ok(Principal::user(&claims.sub, email, claims.name, is_admin).with_verified_email())
     }
 
     /// `authenticate` for a live event stream: a signed-in user (an API key
@@ -619,18 +627,24 @@ impl CreditsService {
     /// time; returns whether this call created it.
     pub(crate) async fn ensure_account(&self, caller: &Principal) -> Result<(Account, bool), ServiceError> {
         let pool = &self.inner.db.pool;
-        let (email, name) = (caller.email.as_deref(), caller.name.as_deref());
+        let (email, name) = (caller.email_claim(), caller.name.as_deref());
         // Each step holds at most one connection, so a burst of first requests
         // cannot exhaust the pool waiting for second connections.
-        let existing = store::load(&mut *pool.acquire().await?, &caller.user_id).await?;
+        let existing = store::load_with_email_verified(&mut *pool.acquire().await?, &caller.user_id).await?;
         match existing {
-            Some(account) => {
-                if !profile_stale(&account, caller) {
+            Some((account, email_verified)) => {
+                let verification_stale = caller.email.is_some() && email_verified != caller.email_verified;
+                if !profile_stale(&account, caller) && !verification_stale {
                     return Ok((account, false));
                 }
-                let mut conn = pool.acquire().await?;
-                store::update_profile(&mut conn, &caller.user_id, email, name).await?;
-                let account = store::load(&mut conn, &caller.user_id).await?.ok_or(LedgerError::NoAccount)?;
+                store::update_profile(&mut *pool.acquire().await?, &caller.user_id, email, name).await?;
+                if caller.email_verified {
+                    // A newly verified email may be what payments were waiting for.
+                    self.credit_pending_payments(&caller.user_id).await?;
+                }
+                let account = store::load(&mut *pool.acquire().await?, &caller.user_id)
+                    .await?
+                    .ok_or(LedgerError::NoAccount)?;
                 Ok((account, false))
             }
             None => {
@@ -651,7 +665,7 @@ impl CreditsService {
                     return Ok((account, false));
                 }
                 tracing::info!(user_id = %caller.user_id, initial, "account created");
-                self.credit_pending_payments(&caller.user_id, email).await?;
+                self.credit_pending_payments(&caller.user_id).await?;
                 let account = store::load(&mut *pool.acquire().await?, &caller.user_id)
                     .await?
                     .ok_or(LedgerError::NoAccount)?;
@@ -668,17 +682,18 @@ impl CreditsService {
         crate::grants::GrantEffect::Create(spec)
     }
 
-    /// Credits payments that arrived before their user, in their own
-    /// transaction after the account's creation committed. The webhook side
-    /// checks again after its own commit, so one of the two always sees the other.
-    async fn credit_pending_payments(&self, user_id: &str, email: Option<&str>) -> Result<i64, ServiceError> {
+    /// Credits payments that arrived before their user (by id, or by the
+    /// account's verified email), in their own transaction after the
+    /// account's creation committed. The webhook side checks again after its
+    /// own commit, so one of the two always sees the other.
+    async fn credit_pending_payments(&self, user_id: &str) -> Result<i64, ServiceError> {
         let pool = &self.inner.db.pool;
-        if !crate::payments::has_pending(&mut *pool.acquire().await?, user_id, email).await? {
+        if !crate::payments::has_pending(&mut *pool.acquire().await?, user_id).await? {
             return Ok(0);
         }
         let mut tx = pool.begin().await?;
         let cap = self.inner.settings.subscription_rollover_cap;
-        let credited = crate::payments::credit_pending(&mut tx, user_id, email, cap).await?;
+        let credited = crate::payments::credit_pending(&mut tx, user_id, cap).await?;
         tx.commit().await?;
         Ok(credited)
     }

@@ -4,7 +4,8 @@
 //! per provider and reason and joins a bounded sample of the newest ones.
 
 use super::{CreditsService, ServiceError};
-use crate::ledger::store;
+use crate::auth::Principal;
+use crate::ledger::{store, Figures};
 use crate::payments::{self, PaymentOutcome, ReversalOutcome};
 use crate::webhooks::{clerk, creem, Rejection};
 use serde::Serialize;
@@ -46,6 +47,28 @@ pub struct Delivery {
     /// The first bytes of a refused delivery's body (at most 1 KiB); none for verified ones.
     pub body_prefix: Option<String>,
     pub received_at: String,
+}
+
+/// The audit entry of a test webhook: which admin sent it, and what it did
+/// to the admin's own figures.
+async fn audit_test_webhook(
+    conn: &mut AnyConnection,
+    admin: &Principal,
+    before: Option<&Figures>,
+    detail: &str,
+) -> Result<(), sqlx::Error> {
+    let after = store::load(conn, &admin.user_id).await?.map(|account| account.figures);
+    let name = admin.name.as_deref().or(admin.email.as_deref()).unwrap_or(&admin.user_id);
+    let reason = format!("test webhook sent by {name} (a test, not revenue): {detail}");
+    let action = crate::audit::Action {
+        actor: &format!("admin:{}", admin.user_id),
+        action: "webhook.test",
+        target_user: Some(&admin.user_id),
+        reason: &reason.chars().take(crate::requests::MAX_REASON_CHARS).collect::<String>(),
+        before,
+        after: after.as_ref(),
+    };
+    crate::audit::record(conn, &action).await
 }
 
 async fn log_delivery(
@@ -177,18 +200,33 @@ impl CreditsService {
         signature: Option<&str>,
         body: &[u8],
     ) -> Result<WebhookOutcome, ServiceError> {
+        self.receive_creem(signature, body, None).await
+    }
+
+    /// A Creem delivery. `test_by` is the admin who sent it from the test page
+    /// (`send_test_webhook`): its payment is then marked a test, and the
+    /// action is audited in the transaction that credits it.
+    pub(crate) async fn receive_creem(
+        &self,
+        signature: Option<&str>,
+        body: &[u8],
+        test_by: Option<&Principal>,
+    ) -> Result<WebhookOutcome, ServiceError> {
         let secret = self.inner.creem.webhook_secret.as_deref();
         if let Err(error) = creem::verify(secret, signature, body) {
             let refusal = ServiceError::Unauthenticated(format!("webhook refused: {error}"));
             return Err(self.reject(Refused::new("creem", (&error).into(), &error, body), refusal).await);
         }
-        let (envelope, event) = match creem::parse(body) {
+        let (envelope, mut event) = match creem::parse(body) {
             Ok(parsed) => parsed,
             Err(error) => {
                 let refused = Refused::new("creem", Rejection::Unparseable, &error, body);
                 return Err(self.reject(refused, ServiceError::Invalid(error.0)).await);
             }
         };
+        if let (Some(_), creem::Event::Payment(payment)) = (test_by, &mut event) {
+            payment.test = true;
+        }
         let ids = (envelope.id.as_str(), envelope.event_type.as_str());
         let mut tx = self.inner.db.pool.begin().await?;
         if !claim_event(&mut tx, "creem", ids.0, ids.1).await? {
@@ -197,15 +235,44 @@ impl CreditsService {
             tracing::info!(event_id = ids.0, event_type = ids.1, "creem webhook duplicate");
             return Ok(WebhookOutcome::new("duplicate", "event id seen before"));
         }
+        let before = match test_by {
+            Some(admin) => store::load(&mut tx, &admin.user_id).await?.map(|account| account.figures),
+            None => None,
+        };
+        let (outcome, detail, waiting_user) = self.apply_creem(&mut tx, ids, &event).await?;
+        if let Some(admin) = test_by {
+            audit_test_webhook(&mut tx, admin, before.as_ref(), &detail).await?;
+        }
+        log_delivery(&mut tx, "creem", Some(ids), outcome, &detail).await?;
+        tx.commit().await?;
+        tracing::info!(event_id = ids.0, event_type = ids.1, outcome, %detail, "creem webhook");
+        if let Some(user_id) = waiting_user {
+            // The user may have appeared while this transaction ran (see credit_pending_payments).
+            let exists = store::load(&mut *self.inner.db.pool.acquire().await?, &user_id).await?.is_some();
+            if exists {
+                self.credit_pending_payments(&user_id).await?;
+            }
+        }
+        Ok(WebhookOutcome::new(outcome, detail))
+    }
+
+    /// A verified, new Creem event's effect: the outcome, its detail, and the
+    /// user a pending payment names (checked again after the commit).
+    async fn apply_creem(
+        &self,
+        tx: &mut AnyConnection,
+        ids: (&str, &str),
+        event: &creem::Event,
+    ) -> Result<(&'static str, String, Option<String>), ServiceError> {
         let mut waiting_user = None;
-        let (outcome, detail) = match &event {
+        let (outcome, detail) = match event {
             creem::Event::Payment(payment) => {
-                match payments::record_payment(&mut tx, ids.0, payment, &self.inner.settings).await? {
+                match payments::record_payment(tx, ids.0, payment, &self.inner.settings).await? {
                     PaymentOutcome::Credited { user_id, credits } => {
                         ("accepted", format!("credited {credits} to {user_id}"))
                     }
                     PaymentOutcome::PendingUser => {
-                        waiting_user = payment.user_id.clone().map(|id| (id, payment.customer_email.clone()));
+                        waiting_user = payment.user_id.clone();
                         ("accepted", "stored until the user appears".to_string())
                     }
                     PaymentOutcome::UnknownProduct => (
@@ -215,7 +282,7 @@ impl CreditsService {
                     PaymentOutcome::Duplicate => ("duplicate", "payment already recorded".to_string()),
                 }
             }
-            creem::Event::Reversal(reversal) => match payments::record_reversal(&mut tx, reversal).await? {
+            creem::Event::Reversal(reversal) => match payments::record_reversal(tx, reversal).await? {
                 ReversalOutcome::ClawedBack { user_id, credits } => {
                     ("accepted", format!("clawed back {credits} from {user_id}"))
                 }
@@ -225,17 +292,7 @@ impl CreditsService {
             },
             creem::Event::Ignored => ("ignored", format!("event type {} is not used", ids.1)),
         };
-        log_delivery(&mut tx, "creem", Some(ids), outcome, &detail).await?;
-        tx.commit().await?;
-        tracing::info!(event_id = ids.0, event_type = ids.1, outcome, %detail, "creem webhook");
-        if let Some((user_id, email)) = waiting_user {
-            // The user may have appeared while this transaction ran (see credit_pending_payments).
-            let exists = store::load(&mut *self.inner.db.pool.acquire().await?, &user_id).await?.is_some();
-            if exists {
-                self.credit_pending_payments(&user_id, email.as_deref()).await?;
-            }
-        }
-        Ok(WebhookOutcome::new(outcome, detail))
+        Ok((outcome, detail, waiting_user))
     }
 
     /// `POST /api/webhooks/clerk`.
@@ -267,21 +324,18 @@ impl CreditsService {
         }
         let mut appeared = None;
         let (outcome, detail) = match &event {
-            clerk::Event::UserUpserted { user_id, email, name, .. } => {
+            clerk::Event::UserUpserted { user_id, email, email_verified, name, .. } => {
                 let initial = self.inner.settings.initial_credits;
-                let created = store::create_if_missing(
-                    &mut tx,
-                    user_id,
-                    email.as_deref(),
-                    name.as_deref(),
-                    initial,
-                    self.initial_grant(),
-                )
-                .await?;
+                let email =
+                    email.as_deref().map(|address| store::EmailClaim { address, verified: *email_verified });
+                let name = name.as_deref();
+                let created =
+                    store::create_if_missing(&mut tx, user_id, email, name, initial, self.initial_grant())
+                        .await?;
                 if !created {
-                    store::update_profile(&mut tx, user_id, email.as_deref(), name.as_deref()).await?;
+                    store::update_profile(&mut tx, user_id, email, name).await?;
                 }
-                appeared = Some((user_id.clone(), email.clone()));
+                appeared = Some(user_id.clone());
                 (
                     "accepted",
                     if created { format!("account {user_id} created") } else { format!("{user_id} updated") },
@@ -300,8 +354,8 @@ impl CreditsService {
         log_delivery(&mut tx, "clerk", Some(ids), outcome, &detail).await?;
         tx.commit().await?;
         tracing::info!(message_id, event_type = %event_type, outcome, %detail, "clerk webhook");
-        if let Some((user_id, email)) = appeared {
-            self.credit_pending_payments(&user_id, email.as_deref()).await?;
+        if let Some(user_id) = appeared {
+            self.credit_pending_payments(&user_id).await?;
         }
         Ok(WebhookOutcome::new(outcome, detail))
     }

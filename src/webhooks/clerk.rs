@@ -79,8 +79,17 @@ pub fn verify(
 /// What a verified Clerk event asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    UserUpserted { user_id: String, email: Option<String>, name: Option<String>, created: bool },
-    UserDeleted { user_id: String },
+    UserUpserted {
+        user_id: String,
+        email: Option<String>,
+        /// Clerk marks `email` verified (`verification.status`).
+        email_verified: bool,
+        name: Option<String>,
+        created: bool,
+    },
+    UserDeleted {
+        user_id: String,
+    },
     Ignored,
 }
 
@@ -105,6 +114,18 @@ struct UserData {
 struct EmailAddress {
     id: String,
     email_address: String,
+    verification: Option<Verification>,
+}
+
+#[derive(Deserialize)]
+struct Verification {
+    status: Option<String>,
+}
+
+impl EmailAddress {
+    fn verified(&self) -> bool {
+        self.verification.as_ref().and_then(|v| v.status.as_deref()) == Some("verified")
+    }
 }
 
 /// Parses a verified body; returns the event type too (for the delivery log).
@@ -121,12 +142,12 @@ pub fn parse(body: &[u8]) -> Result<(String, Event), String> {
     let event = match envelope.event_type.as_str() {
         kind @ ("user.created" | "user.updated") => {
             let primary = data.primary_email_address_id.as_deref();
-            let email = data
+            let address = data
                 .email_addresses
                 .iter()
                 .find(|address| Some(address.id.as_str()) == primary)
-                .or(data.email_addresses.first())
-                .map(|address| address.email_address.to_lowercase());
+                .or(data.email_addresses.first());
+            let email = address.map(|address| address.email_address.to_lowercase());
             let name = [data.first_name.as_deref(), data.last_name.as_deref()]
                 .into_iter()
                 .flatten()
@@ -136,6 +157,7 @@ pub fn parse(body: &[u8]) -> Result<(String, Event), String> {
             Event::UserUpserted {
                 user_id: user_id()?,
                 email,
+                email_verified: address.is_some_and(EmailAddress::verified),
                 name: (!name.is_empty()).then_some(name),
                 created: kind == "user.created",
             }
@@ -240,6 +262,7 @@ mod tests {
             Event::UserUpserted {
                 user_id: "user_2NNEqL2nrIRdJ194ndJqAHwEfxC".into(),
                 email: Some("mei@example.com".into()),
+                email_verified: false,
                 name: Some("Mei Lin".into()),
                 created: true,
             }
@@ -249,5 +272,19 @@ mod tests {
         assert!(parse(b"{}").is_err());
         let (_, ignored) = parse(br#"{"type":"session.created","data":{}}"#).unwrap();
         assert_eq!(ignored, Event::Ignored);
+    }
+
+    #[test]
+    fn only_an_address_clerk_marks_verified_is_verified() {
+        let event = |status: &str| {
+            let body = serde_json::json!({"type": "user.updated", "data": {"id": "user_1",
+                "primary_email_address_id": "idn_1", "email_addresses": [{"id": "idn_1",
+                "email_address": "Mei@Example.com", "verification": {"status": status}}]}});
+            parse(body.to_string().as_bytes()).unwrap().1
+        };
+        for (status, verified) in [("verified", true), ("unverified", false), ("expired", false)] {
+            let Event::UserUpserted { email, email_verified, .. } = event(status) else { panic!() };
+            assert_eq!((email.as_deref(), email_verified), (Some("mei@example.com"), verified), "{status}");
+        }
     }
 }

@@ -61,6 +61,10 @@ pub struct Payment {
     pub customer_email: Option<String>,
     /// End of the paid subscription period (`current_period_end_date`), in ms.
     pub period_end_ms: Option<i64>,
+    /// Sent by an admin from the test page (`CreditsService::send_test_webhook`),
+    /// never by Creem, so its credits are no revenue. Parsing leaves it false:
+    /// nothing in a body can make a payment a test.
+    pub test: bool,
 }
 
 /// One-time orders are identified by their order; subscription payments by
@@ -165,6 +169,7 @@ fn checkout_payment(object: &Value) -> Result<Payment, ParseError> {
         user_id,
         customer_email: text(object, &["customer", "email"]).map(|e| e.to_lowercase()),
         period_end_ms: None,
+        test: false,
     })
 }
 
@@ -183,6 +188,7 @@ fn subscription_payment(object: &Value) -> Result<Payment, ParseError> {
         period_end_ms: text(object, &["current_period_end_date"])
             .and_then(|date| chrono::DateTime::parse_from_rfc3339(&date).ok())
             .map(|date| date.timestamp_millis()),
+        test: false,
     })
 }
 

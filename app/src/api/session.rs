@@ -85,14 +85,13 @@ pub async fn generate_video() -> Result<VideoResult, ApiError> {
 }
 
 /// Admin: sends the caller a signed `checkout.completed` for `plan` through the
-/// real webhook path (verification, parsing, exactly-once crediting).
+/// real webhook path; audited, and its credits a test, never revenue.
 #[server(prefix = "/api/ui", endpoint = "test-webhook", output = crate::api::codec::JsonText)]
 pub async fn send_test_webhook(plan: String) -> Result<Value, ApiError> {
     use super::{admin, fail, service};
     let service = service()?;
     let caller = admin(&service).await?;
-    let (signature, body) = service.test_webhook_for(&caller.user_id, &plan).map_err(fail)?;
-    let outcome = service.creem_webhook(Some(&signature), body.as_bytes()).await.map_err(fail)?;
+    let outcome = service.send_test_webhook(&caller, &plan).await.map_err(fail)?;
     Ok(serde_json::to_value(outcome).unwrap_or_default())
 }
 

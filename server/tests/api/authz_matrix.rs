@@ -33,6 +33,9 @@ const CALLERS: [&str; 10] = [
     "revoked API key",
 ];
 
+/// The column of the active worker key in `CALLERS`.
+const API_KEY: usize = 8;
+
 /// A request body; `{user}` in it is replaced by the user's id.
 #[derive(Clone, Copy)]
 enum Body {
@@ -41,8 +44,9 @@ enum Body {
     Form(&'static [(&'static str, &'static str)]),
 }
 
-/// One row: `"METHOD /path"` (with `{user}`, `{hold}`, `{grant}` filled in per
-/// cell), its body, and the expected status for each caller of `CALLERS`.
+/// One row: `"METHOD /path"` (with `{user}`, `{hold}`, `{worker_hold}`,
+/// `{grant}` filled in per cell), its body, and the expected status for each
+/// caller of `CALLERS`.
 struct Route {
     request: &'static str,
     body: Body,
@@ -86,10 +90,13 @@ const ROUTES: &[Route] = &[
     row("GET /api/user/sync",                 NONE,     [401, 401, 401, 401, 401, 200, 200, 200, 403, 401]),
     row("POST /api/user/sync",                NONE,     [401, 401, 401, 401, 401, 200, 200, 200, 403, 401]),
     row("POST /api/checkout",                 CHECKOUT, [401, 401, 401, 401, 401, 200, 200, 200, 403, 401]),
-    // Holds: users for themselves, API keys and admins for anyone.
+    // Holds: users for themselves, API keys and admins for anyone; a hold a
+    // worker made is resolved by API keys and admins only, never by its user.
     row("POST /api/holds",                    HOLD,     [401, 401, 401, 401, 401, 200, 403, 200, 200, 401]),
     row("POST /api/holds/{hold}/capture",     EMPTY,    [401, 401, 401, 401, 401, 200, 404, 200, 200, 401]),
     row("POST /api/holds/{hold}/release",     EMPTY,    [401, 401, 401, 401, 401, 200, 404, 200, 200, 401]),
+    row("POST /api/holds/{worker_hold}/capture", EMPTY, [401, 401, 401, 401, 401, 403, 404, 200, 200, 401]),
+    row("POST /api/holds/{worker_hold}/release", EMPTY, [401, 401, 401, 401, 401, 403, 404, 200, 200, 401]),
     row("POST /api/holds/hold_none/capture",  EMPTY,    [401, 401, 401, 401, 401, 404, 404, 404, 404, 401]),
     // Admins only.
     row("GET /api/admin/users?q={user}",      NONE,     [401, 401, 401, 401, 401, 403, 403, 200, 403, 401]),
@@ -143,8 +150,9 @@ that is not a JWT; **expired token**, **wrong issuer** and **wrong azp** a corre
 `{user}` that is expired, from another `iss`, or for another `azp`; **user** is `{user}` with a valid \
 token; **other user** is another signed-in user sending the same request (on routes without a target \
 user it acts on its own account); **admin** is listed in `CREDITS_ADMIN_USER_IDS`; **API key** is an \
-active worker key, **revoked API key** one that was revoked. `{hold}` is a fresh open hold of `{user}` \
-and `{grant}` a fresh grant of `{user}`, one per cell. Webhook deliveries carry no signature. \
+active worker key, **revoked API key** one that was revoked. `{hold}` is a fresh open hold `{user}` \
+made, `{worker_hold}` a fresh open hold of `{user}` that the API key made, and `{grant}` a fresh grant \
+of `{user}`, one per cell. Webhook deliveries carry no signature. \
 Rate limits are off for this table so that no cell reads 429.
 ";
 
@@ -325,6 +333,16 @@ impl World {
         hold["holdId"].as_str().unwrap().to_string()
     }
 
+    /// A new open hold of the user, made by the worker's API key.
+    async fn fresh_worker_hold(&self) -> String {
+        let body = Some(json!({"userId": self.user, "amount": 1, "ttlSeconds": 3600}).to_string());
+        let (status, text) =
+            self.send("POST", "/api/holds", self.bearers[API_KEY].as_deref(), body, None).await;
+        assert_eq!(status, 200, "{text}");
+        let hold: Value = serde_json::from_str(&text).unwrap();
+        hold["holdId"].as_str().unwrap().to_string()
+    }
+
     /// A new live grant of the user (an admin's add), by id.
     async fn fresh_grant(&self) -> String {
         let body = json!({"action": "add", "amount": 2, "userId": self.user, "reason": "matrix grant"});
@@ -349,6 +367,9 @@ impl World {
         let mut path = path.to_string();
         if path.contains("{hold}") {
             path = path.replace("{hold}", &self.fresh_hold().await);
+        }
+        if path.contains("{worker_hold}") {
+            path = path.replace("{worker_hold}", &self.fresh_worker_hold().await);
         }
         if path.contains("{grant}") {
             path = path.replace("{grant}", &self.fresh_grant().await);

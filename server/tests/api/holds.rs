@@ -364,6 +364,7 @@ async fn a_hold_batch_applies_the_same_on_the_sqlite_writer_connection() {
 
 async fn hold_batch_case(backend: Backend, in_place: bool) {
     use credits::holds::batch::{apply, HoldOp};
+    use credits::holds::{MadeBy, Resolver};
     let app = TestApp::spawn(backend).await;
     let db = app.service.db();
     let (rich, short, closed) = (unique("hbrich"), unique("hbshort"), unique("hbclosed"));
@@ -395,8 +396,15 @@ async fn hold_batch_case(backend: Backend, in_place: bool) {
         reason: None,
         actor: "t",
         api_key,
+        made_by: if api_key.is_some() { MadeBy::ApiKey } else { MadeBy::User },
     };
-    let capture = |hold_id, api_key| HoldOp::Capture { hold_id, user_id: &rich, actor: "t", api_key };
+    let capture = |hold_id, api_key| HoldOp::Capture {
+        hold_id,
+        user_id: &rich,
+        actor: "t",
+        api_key,
+        resolver: Resolver::Privileged,
+    };
     let ops = [
         create(&rich, 20, None),
         capture(&earlier, None),
@@ -409,7 +417,21 @@ async fn hold_batch_case(backend: Backend, in_place: bool) {
         create(&rich, 7, Some(revoked.as_str())),
         capture(&third, Some(revoked.as_str())),
         create(&closed, 5, None),
-        HoldOp::Capture { hold_id: &short_hold, user_id: &short, actor: "t", api_key: None },
+        HoldOp::Capture {
+            hold_id: &short_hold,
+            user_id: &short,
+            actor: "t",
+            api_key: None,
+            resolver: Resolver::Privileged,
+        },
+        // Another user may not capture the user's hold, even in a batch.
+        HoldOp::Capture {
+            hold_id: &third,
+            user_id: &rich,
+            actor: &short,
+            api_key: None,
+            resolver: Resolver::User(&short),
+        },
     ];
     let postgres = backend == Backend::Postgres;
     let out = if in_place {
@@ -427,7 +449,10 @@ async fn hold_batch_case(backend: Backend, in_place: bool) {
         out
     };
     let applied: Vec<bool> = out.iter().map(Option::is_some).collect();
-    assert_eq!(applied, [true, true, false, true, false, false, false, true, false, false, false, true]);
+    assert_eq!(
+        applied,
+        [true, true, false, true, false, false, false, true, false, false, false, true, false]
+    );
     let closed_held: i64 =
         sqlx::query_scalar("SELECT CAST(SUM(held) AS BIGINT) FROM grants WHERE user_id = $1")
             .bind(&closed)
@@ -443,6 +468,8 @@ async fn hold_batch_case(backend: Backend, in_place: bool) {
     assert_eq!((second.amount, figures_2.remaining, figures_2.held), (15, 21, 69));
     assert_eq!((by_key.amount, figures_k.remaining, figures_k.held), (5, 16, 74));
     assert!(first.entry_id.is_some() && first.id != second.id);
+    let stored = credits::holds::load(&mut db.pool.acquire().await.unwrap(), &by_key.id).await.unwrap();
+    assert_eq!((stored.map(|hold| hold.made_by), first.made_by), (Some(MadeBy::ApiKey), MadeBy::User));
     // Then the capture of the earlier hold of 30.
     let (resolved, figures_3) = out[1].clone().unwrap();
     assert_eq!((resolved.status.as_str(), resolved.captured), ("captured", 30));

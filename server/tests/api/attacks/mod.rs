@@ -10,6 +10,7 @@ mod metrics;
 mod payments;
 mod proxies;
 mod secrets;
+mod sessions;
 mod sign_in;
 mod streams;
 mod webhooks;

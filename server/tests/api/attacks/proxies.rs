@@ -45,24 +45,3 @@ async fn an_https_public_url_makes_every_cookie_secure(backend: Backend) {
     assert!(all_secure(&cookies), "{cookies:?}");
 }
 both!(an_https_public_url_makes_every_cookie_secure);
-
-/// A new sign-in replaces the browser's session: the cookie it had before
-/// (which someone may have seen or planted) stops working.
-async fn a_new_sign_in_ends_the_browsers_old_session(backend: Backend) {
-    let app = TestApp::spawn_local(backend, &[]).await;
-    let email = format!("{}@example.com", unique("u"));
-    let old = app.sign_up_local(&email, "a long password").await;
-    assert_eq!(app.credits_by_cookie(&old.cookie).await.0, StatusCode::OK);
-    let again = app
-        .client
-        .post(app.url("/api/auth/sign-in"))
-        .header("cookie", &old.cookie)
-        .header("origin", app.base.as_str())
-        .json(&json!({"email": email, "password": "a long password"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status(), StatusCode::OK);
-    assert_eq!(app.credits_by_cookie(&old.cookie).await.0, StatusCode::UNAUTHORIZED, "the old session ended");
-}
-both!(a_new_sign_in_ends_the_browsers_old_session);

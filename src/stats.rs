@@ -62,6 +62,35 @@ fn day_of(tz: Tz, ms: i64) -> NaiveDate {
     tz.timestamp_millis_opt(ms).single().map_or(NaiveDate::MIN, |at| at.date_naive())
 }
 
+/// Adds one ledger entry to its day's figures. A test webhook's purchase
+/// counts as granted, never as purchased.
+fn tally_entry(
+    row: &sqlx::any::AnyRow,
+    tz: Tz,
+    days: &mut BTreeMap<NaiveDate, DayStats>,
+    active: &mut BTreeMap<NaiveDate, BTreeSet<String>>,
+) -> Result<(), sqlx::Error> {
+    let date = day_of(tz, row.try_get("created_at")?);
+    let Some(stats) = days.get_mut(&date) else { return Ok(()) };
+    let kind: String = row.try_get("kind")?;
+    let amount: i64 = row.try_get("amount")?;
+    let used: i64 = row.try_get("used_delta")?;
+    let test = row.try_get::<i64, _>("is_test")? != 0;
+    match kind.as_str() {
+        "initial" => stats.granted += amount,
+        "adjust" if amount > 0 => stats.granted += amount,
+        "purchase" if test => stats.granted += amount,
+        "purchase" => stats.purchased += amount,
+        "spend" | "capture" => stats.spent += used,
+        "refund" | "clawback" => stats.clawed_back -= amount,
+        _ => {}
+    }
+    if matches!(kind.as_str(), "spend" | "hold" | "capture") {
+        active.entry(date).or_default().insert(row.try_get("user_id")?);
+    }
+    Ok(())
+}
+
 pub async fn daily(
     pool: &AnyPool,
     tz: Tz,
@@ -86,24 +115,7 @@ pub async fn daily(
     .fetch_all(pool)
     .await?;
     for row in &entries {
-        let date = day_of(tz, row.try_get("created_at")?);
-        let Some(stats) = days.get_mut(&date) else { continue };
-        let kind: String = row.try_get("kind")?;
-        let amount: i64 = row.try_get("amount")?;
-        let used: i64 = row.try_get("used_delta")?;
-        let test = row.try_get::<i64, _>("is_test")? != 0;
-        match kind.as_str() {
-            "initial" => stats.granted += amount,
-            "adjust" if amount > 0 => stats.granted += amount,
-            "purchase" if test => stats.granted += amount,
-            "purchase" => stats.purchased += amount,
-            "spend" | "capture" => stats.spent += used,
-            "refund" | "clawback" => stats.clawed_back -= amount,
-            _ => {}
-        }
-        if matches!(kind.as_str(), "spend" | "hold" | "capture") {
-            active.entry(date).or_default().insert(row.try_get("user_id")?);
-        }
+        tally_entry(row, tz, &mut days, &mut active)?;
     }
     let payments = sqlx::query(
         "SELECT plan, amount_cents, created_at FROM payments \

@@ -37,6 +37,24 @@ pub struct ClerkConfig {
 }
 
 impl ClerkConfig {
+    /// Reads `CLERK_*` and checks that a configured key can verify tokens.
+    fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let clerk = Self {
+            jwt_key_pem: lookup("CLERK_JWT_KEY"),
+            jwks_url: lookup("CLERK_JWKS_URL"),
+            issuer: lookup("CLERK_ISSUER"),
+            authorized_parties: lookup("CLERK_AUTHORIZED_PARTIES").map(|raw| {
+                raw.split(',').map(str::trim).filter(|p| !p.is_empty()).map(String::from).collect()
+            }),
+            frontend_api_origin: clerk_frontend_api_origin(
+                lookup("CLERK_PUBLISHABLE_KEY").as_deref(),
+                lookup("CLERK_FRONTEND_API_URL").as_deref(),
+            )?,
+        };
+        clerk.verifier()?;
+        Ok(clerk)
+    }
+
     /// The verifier, or `None` when no key is configured (sign-in disabled).
     pub fn verifier(&self) -> Result<Option<ClerkVerifier>, ConfigError> {
         let verifier = match (&self.jwt_key_pem, &self.jwks_url) {
@@ -252,19 +270,7 @@ impl Config {
         }
         let rate_limits = file.rate_limits.clone();
         let settings = file.settings;
-        let clerk = ClerkConfig {
-            jwt_key_pem: lookup("CLERK_JWT_KEY"),
-            jwks_url: lookup("CLERK_JWKS_URL"),
-            issuer: lookup("CLERK_ISSUER"),
-            authorized_parties: lookup("CLERK_AUTHORIZED_PARTIES").map(|raw| {
-                raw.split(',').map(str::trim).filter(|p| !p.is_empty()).map(String::from).collect()
-            }),
-            frontend_api_origin: clerk_frontend_api_origin(
-                lookup("CLERK_PUBLISHABLE_KEY").as_deref(),
-                lookup("CLERK_FRONTEND_API_URL").as_deref(),
-            )?,
-        };
-        clerk.verifier()?;
+        let clerk = ClerkConfig::from_lookup(&lookup)?;
         let config = Self {
             alerts,
             webhook_url,

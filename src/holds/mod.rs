@@ -202,6 +202,53 @@ pub async fn create(
     Ok((hold_from_row(&row)?, applied.figures))
 }
 
+/// Moves an open hold to `status` in one statement that also checks it is
+/// open, due or not yet due as `timing` says, covers the capture, and may be
+/// resolved by `resolver`; `None` when any of that fails.
+async fn claim(
+    conn: &mut AnyConnection,
+    hold_id: &str,
+    (status, capture, timing): (&str, Option<i64>, &str),
+    resolver: Resolver<'_>,
+    now_ms: i64,
+) -> Result<Option<Hold>, HoldError> {
+    let sql = format!(
+        "UPDATE holds SET status = $1, captured = COALESCE($2, amount), resolved_at = $4 \
+         WHERE id = $3 AND status = 'open' AND {timing} AND amount >= COALESCE($2, 0) AND {allowed} \
+         RETURNING {HOLD_COLUMNS}",
+        allowed = resolver_allowed_sql("holds", "$5"),
+    );
+    let row = sqlx::query(&sql)
+        .bind(status)
+        .bind(capture)
+        .bind(hold_id)
+        .bind(now_ms)
+        .bind(resolver.user())
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.map(|row| hold_from_row(&row)).transpose()?)
+}
+
+/// Credits per grant: `(grant id, amount)`, in draw order.
+type GrantParts = Vec<(i64, i64)>;
+
+/// Splits what a hold drew from each grant into the part `captured` spends
+/// and the part that goes back.
+fn split_draws(draws: GrantParts, captured: i64) -> (GrantParts, GrantParts) {
+    let (mut captured_parts, mut released_parts, mut left) = (Vec::new(), Vec::new(), captured);
+    for (grant_id, drawn) in draws {
+        let take = left.min(drawn);
+        left -= take;
+        if take > 0 {
+            captured_parts.push((grant_id, take));
+        }
+        if drawn > take {
+            released_parts.push((grant_id, drawn - take));
+        }
+    }
+    (captured_parts, released_parts)
+}
+
 /// Resolves an open hold once and writes its entries. Capture and release
 /// only win before `expires_at`; expiry only after it; and only for a
 /// resolver the hold's maker allows, checked in the resolving UPDATE itself.
@@ -221,24 +268,9 @@ pub async fn resolve(
     if capture.is_some_and(|amount| amount < 0) {
         return Err(HoldError::Invalid("`amount` must be positive".into()));
     }
-    let sql = format!(
-        "UPDATE holds SET status = $1, captured = COALESCE($2, amount), resolved_at = $4 \
-         WHERE id = $3 AND status = 'open' AND {timing} AND amount >= COALESCE($2, 0) AND {allowed} \
-         RETURNING {HOLD_COLUMNS}",
-        allowed = resolver_allowed_sql("holds", "$5"),
-    );
-    let row = sqlx::query(&sql)
-        .bind(status)
-        .bind(capture)
-        .bind(hold_id)
-        .bind(now_ms)
-        .bind(resolver.user())
-        .fetch_optional(&mut *conn)
-        .await?;
-    let Some(row) = row else {
+    let Some(hold) = claim(conn, hold_id, (status, capture, timing), resolver, now_ms).await? else {
         return Err(explain(conn, hold_id, resolver, capture, now_ms).await);
     };
-    let hold = hold_from_row(&row)?;
     let reference = format!("hold:{}", hold.id);
     let reason = match resolution {
         Resolution::Expire => Some("hold expired"),
@@ -249,17 +281,7 @@ pub async fn resolve(
         Some(entry_id) => crate::grants::draws_of(conn, entry_id).await?,
         None => Vec::new(),
     };
-    let (mut captured_parts, mut released_parts, mut left) = (Vec::new(), Vec::new(), hold.captured);
-    for (grant_id, drawn) in draws {
-        let take = left.min(drawn);
-        left -= take;
-        if take > 0 {
-            captured_parts.push((grant_id, take));
-        }
-        if drawn > take {
-            released_parts.push((grant_id, drawn - take));
-        }
-    }
+    let (captured_parts, released_parts) = split_draws(draws, hold.captured);
     let mut figures = None;
     if hold.captured > 0 {
         let meta = EntryMeta {
@@ -365,5 +387,27 @@ mod tests {
         assert!(earlier < later, "{earlier} then {later}");
         assert_eq!(later.len(), "hold_".len() + 12 + 24);
         assert_ne!(super::new_id(), super::new_id());
+    }
+
+    #[test]
+    fn a_capture_spends_the_first_draws_and_returns_the_rest() {
+        let draws = vec![(1, 3), (2, 5), (3, 2)];
+        assert_eq!(super::split_draws(draws.clone(), 0), (vec![], draws.clone()));
+        assert_eq!(super::split_draws(draws.clone(), 10), (draws.clone(), vec![]));
+        assert_eq!(super::split_draws(draws, 4), (vec![(1, 3), (2, 1)], vec![(2, 4), (3, 2)]));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_drawn_credit_is_either_captured_or_returned(
+            draws in proptest::collection::vec((0i64..100, 1i64..1_000), 0..8),
+            captured in 0i64..10_000,
+        ) {
+            let (spent, back) = super::split_draws(draws.clone(), captured);
+            let total = |parts: &[(i64, i64)]| parts.iter().map(|(_, amount)| amount).sum::<i64>();
+            proptest::prop_assert_eq!(total(&spent) + total(&back), total(&draws));
+            proptest::prop_assert_eq!(total(&spent), captured.min(total(&draws)));
+            proptest::prop_assert!(spent.iter().chain(&back).all(|(_, amount)| *amount > 0));
+        }
     }
 }

@@ -163,6 +163,10 @@ pub fn spawn_background(
             if trimmed.elapsed() >= memory::TRIM_EVERY {
                 memory::return_free_memory();
                 trimmed = std::time::Instant::now();
+                // Ended sessions only take room; once per trim is often enough.
+                if let Err(error) = credits::auth::local::sweep(&pool, 500).await {
+                    tracing::warn!(%error, "session sweep failed; retrying");
+                }
             }
             // Folds the histograms' raw samples into their buckets and summaries;
             // without it they pile up until someone scrapes /metrics (a leak).
@@ -172,9 +176,6 @@ pub fn spawn_background(
             }
             if let Err(error) = credits::grants::sweep(&pool, 500).await {
                 tracing::warn!(%error, "grant sweep failed; retrying");
-            }
-            if let Err(error) = credits::auth::local::sweep(&pool, 500).await {
-                tracing::warn!(%error, "session sweep failed; retrying");
             }
             if let Err(error) = credits::alerts::expiring_notices(&pool, 500).await {
                 tracing::warn!(%error, "expiring notices failed; retrying");

@@ -13,8 +13,6 @@ pub mod secret;
 pub mod security;
 
 #[cfg(feature = "ssr")]
-pub mod alerts;
-#[cfg(feature = "ssr")]
 pub mod audit;
 #[cfg(feature = "ssr")]
 pub mod auth;
@@ -22,8 +20,6 @@ pub mod auth;
 pub mod db;
 #[cfg(feature = "ssr")]
 pub mod exec;
-#[cfg(feature = "ssr")]
-pub mod grants;
 #[cfg(feature = "ssr")]
 pub mod group_commit;
 #[cfg(feature = "ssr")]

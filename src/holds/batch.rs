@@ -302,7 +302,7 @@ pub async fn apply<C: Exec>(
             amount = delta.remaining, held = delta.held, used = delta.used, actor = ops[index].actor(),
             batched = true);
         let _entered = span.enter();
-        crate::alerts::on_entry(conn, &hold.user_id, &delta, figures.remaining, now).await?;
+        crate::ledger::alerts::on_entry(conn, &hold.user_id, &delta, figures.remaining, now).await?;
         crate::ledger::store::record_metrics(kind, &delta);
         if kind == EntryKind::Hold {
             metrics::counter!("credits_held_total").increment(hold.amount as u64);
@@ -357,7 +357,7 @@ fn create_debit_sql(postgres: bool) -> &'static str {
                  WHERE accounts.user_id = d.user_id AND accounts.status = 'active' \
                  AND accounts.remaining >= d.total AND NOT {due} RETURNING {FIGURES}",
                 totals = table(postgres, "$2", &[("user_id", "text"), ("total", "bigint")]),
-                due = crate::grants::due_exists("accounts.user_id", "$1"),
+                due = crate::ledger::grants::due_exists("accounts.user_id", "$1"),
             )
         },
         &CELL,

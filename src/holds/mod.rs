@@ -5,7 +5,7 @@
 
 pub mod batch;
 
-use crate::grants::GrantEffect;
+use crate::ledger::grants::GrantEffect;
 use crate::ledger::store::{self, EntryMeta, Guard, LedgerError};
 use crate::ledger::{Delta, Figures};
 use sqlx::{AnyConnection, AnyPool, Row};
@@ -181,7 +181,7 @@ pub async fn create(
     let meta = EntryMeta { reason, reference: Some(&reference), actor, ..Default::default() };
     let now = crate::db::now_ms();
     // The debit catches up due grants itself, so it only ever sees live ones.
-    let applied = store::apply_covered(conn, user_id, &Delta::hold(amount), amount, &meta).await?;
+    let applied = crate::ledger::expiry::apply_covered(conn, user_id, &Delta::hold(amount), amount, &meta).await?;
     let sql = format!(
         "INSERT INTO holds (id, user_id, amount, status, reason, actor, created_at, expires_at, entry_id, made_by) \
          VALUES ($1, $2, $3, 'open', $4, $5, $6, $7, $8, $9) RETURNING {HOLD_COLUMNS}"
@@ -278,7 +278,7 @@ pub async fn resolve(
     };
     // Split what the hold drew from each grant into the captured and the released part.
     let draws = match hold.entry_id {
-        Some(entry_id) => crate::grants::draws_of(conn, entry_id).await?,
+        Some(entry_id) => crate::ledger::grants::draws_of(conn, entry_id).await?,
         None => Vec::new(),
     };
     let (captured_parts, released_parts) = split_draws(draws, hold.captured);
@@ -301,7 +301,7 @@ pub async fn resolve(
         let meta = EntryMeta { reason, reference: Some(&reference), actor, grants: parts };
         figures = Some(store::apply(conn, &hold.user_id, &Delta::release(rest), Guard::None, &meta).await?);
         // Credits returning to a grant that ended meanwhile leave with it.
-        crate::grants::settle_returns(conn, &released_parts).await?;
+        crate::ledger::expiry::settle_returns(conn, &released_parts).await?;
         figures = Some(store::Applied {
             figures: store::load(conn, &hold.user_id).await?.ok_or(LedgerError::NoAccount)?.figures,
             entry_id: figures.map_or(0, |applied| applied.entry_id),

@@ -18,7 +18,7 @@
 
 use super::rules::{Delta, EntryKind};
 use crate::exec::{Exec, ReadRow};
-use crate::grants::GrantEffect;
+use crate::ledger::grants::GrantEffect;
 use serde_json::json;
 use std::collections::BTreeMap;
 
@@ -118,7 +118,7 @@ pub async fn apply_spends<C: Exec>(
         let span = tracing::info_span!("ledger.apply", user_id = %spend.user_id, kind = ?EntryKind::Spend,
             amount = delta.remaining, used = delta.used, actor = spend.actor, batched = true);
         let _entered = span.enter();
-        crate::alerts::on_entry(conn, spend.user_id, &delta, balance_after[index], now).await?;
+        crate::ledger::alerts::on_entry(conn, spend.user_id, &delta, balance_after[index], now).await?;
         super::store::record_metrics(EntryKind::Spend, &delta);
     }
     Ok(applied)
@@ -194,7 +194,7 @@ fn debit_sql(postgres: bool) -> &'static str {
                  AND accounts.remaining >= d.total AND NOT {due} \
                  RETURNING accounts.user_id, accounts.remaining",
                 totals = table(postgres, "$2", &[("user_id", "text"), ("total", "bigint")]),
-                due = crate::grants::due_exists("accounts.user_id", "$1"),
+                due = crate::ledger::grants::due_exists("accounts.user_id", "$1"),
             )
         },
         &CELL,
@@ -287,7 +287,7 @@ pub(crate) async fn draw_grants<C: Exec>(
     }
     for row in rows.iter().filter(|row| !drawn.contains_key(row.user_id)) {
         let change = delta(row.amount);
-        crate::grants::on_entry(
+        crate::ledger::grants::on_entry(
             conn.any().ok_or_else(crate::exec::needs_sqlx)?,
             row.user_id,
             &change,
@@ -313,7 +313,7 @@ pub(crate) fn first_grant_draw_sql(postgres: bool, column: &str) -> String {
          AND grants.remaining >= d.total \
          RETURNING grants.user_id, grants.id",
         totals = table(postgres, "$2", &[("user_id", "text"), ("total", "bigint")]),
-        order = crate::grants::DRAW_ORDER,
+        order = crate::ledger::grants::DRAW_ORDER,
     )
 }
 

@@ -5,24 +5,11 @@
 //! takes the write lock up front (waiting on `busy_timeout`) instead of failing
 //! when it upgrades a read lock. On PostgreSQL the first UPDATE locks the row.
 
+pub use super::error::LedgerError;
 use super::rules::{Delta, EntryKind, Figures};
 use crate::db::now_ms;
 use sqlx::{AnyConnection, Row};
 
-#[derive(Debug, thiserror::Error)]
-pub enum LedgerError {
-    #[error("no account for this user")]
-    NoAccount,
-    #[error("the account is closed")]
-    Closed,
-    #[error("insufficient credits: {required} required, {remaining} remaining")]
-    Insufficient { required: i64, remaining: i64 },
-    /// A grant of the account is due to start or end (`apply_covered` catches up and retries).
-    #[error("a grant is due to start or end")]
-    GrantsDue,
-    #[error(transparent)]
-    Database(#[from] sqlx::Error),
-}
 
 /// One account row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,7 +49,7 @@ pub struct EntryMeta<'a> {
     pub reason: Option<&'a str>,
     pub reference: Option<&'a str>,
     pub actor: &'a str,
-    pub grants: crate::grants::GrantEffect,
+    pub grants: super::grants::GrantEffect,
 }
 
 /// What applying an entry produced.
@@ -82,26 +69,6 @@ pub enum Guard {
     /// `Covered`, and only while none of the account's grants is due to start
     /// or end, so the debit never counts an expired grant (`apply_covered`).
     CoveredLive(i64),
-}
-
-/// A spend or a hold, usually in one conditional UPDATE: enough credits, an
-/// active account and no due grant. When a grant is due, the account is
-/// locked, its grants are started and ended, and the debit is tried again.
-pub async fn apply_covered(
-    conn: &mut AnyConnection,
-    user_id: &str,
-    delta: &Delta,
-    amount: i64,
-    meta: &EntryMeta<'_>,
-) -> Result<Applied, LedgerError> {
-    match apply(conn, user_id, delta, Guard::CoveredLive(amount), meta).await {
-        Err(LedgerError::GrantsDue) => {
-            lock(conn, user_id).await?.ok_or(LedgerError::NoAccount)?;
-            crate::grants::catch_up(conn, user_id, now_ms()).await?;
-            apply(conn, user_id, delta, Guard::Covered(amount), meta).await
-        }
-        other => other,
-    }
 }
 
 const ACCOUNT_COLUMNS: &str = "user_id, email, name, status, remaining, held, used, initial, \
@@ -162,7 +129,7 @@ pub async fn create_if_missing(
     email: Option<EmailClaim<'_>>,
     name: Option<&str>,
     initial_credits: i64,
-    initial_grant: crate::grants::GrantEffect,
+    initial_grant: super::grants::GrantEffect,
 ) -> Result<bool, LedgerError> {
     let now = now_ms();
     let created = sqlx::query(
@@ -236,7 +203,7 @@ pub async fn apply(
         Guard::CoveredLive(required) => (
             format!(
                 "AND status = 'active' AND remaining >= $9 AND NOT {}",
-                crate::grants::due_exists("$8", "$7")
+                super::grants::due_exists("$8", "$7")
             ),
             required,
         ),
@@ -274,8 +241,8 @@ pub async fn apply(
         total: row.try_get("total")?,
     };
     let entry_id = insert_entry(conn, user_id, kind, delta, figures.remaining, meta, now).await?;
-    crate::grants::on_entry(conn, user_id, delta, entry_id, &meta.grants, figures.remaining, now).await?;
-    crate::alerts::on_entry(conn, user_id, delta, figures.remaining, now).await?;
+    super::grants::on_entry(conn, user_id, delta, entry_id, &meta.grants, figures.remaining, now).await?;
+    super::alerts::on_entry(conn, user_id, delta, figures.remaining, now).await?;
     record_metrics(kind, delta);
     tracing::debug!(entry_id, remaining = figures.remaining, "ledger entry written");
     Ok(Applied { figures, entry_id })
@@ -303,7 +270,7 @@ async fn explain_refusal(
     due_at: Option<i64>,
 ) -> LedgerError {
     if let Some(now) = due_at {
-        match crate::grants::has_due(conn, user_id, now).await {
+        match super::grants::has_due(conn, user_id, now).await {
             Ok(true) => return LedgerError::GrantsDue,
             Ok(false) => {}
             Err(error) => return LedgerError::Database(error),

@@ -7,7 +7,7 @@
 
 pub mod creem_api;
 
-use crate::grants::{GrantEffect, GrantSpec};
+use crate::ledger::grants::{GrantEffect, GrantSpec};
 use crate::ledger::store::{self, EntryMeta, Guard, LedgerError};
 use crate::ledger::{Delta, EntryKind};
 use crate::plans::Settings;
@@ -247,7 +247,7 @@ pub async fn credit(
     let subscription: Option<String> = row.try_get("subscription_id")?;
     let spec = GrantSpec {
         category: "paid",
-        priority: crate::grants::DEFAULT_PRIORITY,
+        priority: crate::ledger::grants::DEFAULT_PRIORITY,
         effective_at: None,
         expires_at: row.try_get("grant_expires_at")?,
         reference: Some(subscription.as_ref().map_or(key.clone(), |id| format!("sub:{id}"))),
@@ -259,7 +259,7 @@ pub async fn credit(
         grants: GrantEffect::Create(spec),
     };
     store::lock(conn, user_id).await?;
-    crate::grants::catch_up(conn, user_id, crate::db::now_ms()).await?;
+    crate::ledger::expiry::catch_up(conn, user_id, crate::db::now_ms()).await?;
     let applied = store::apply(conn, user_id, &Delta::purchase(credits), Guard::None, &meta).await?;
     sqlx::query(
         "UPDATE payments SET status = 'credited', grant_entry_id = $1, credited_at = $2 WHERE id = $3",
@@ -271,7 +271,7 @@ pub async fn credit(
     .await?;
     tracing::info!(%user_id, credits, payment = %key, "payment credited");
     if let (Some(subscription), Some(cap)) = (subscription, rollover_cap) {
-        crate::grants::cap_rollover(conn, user_id, &format!("sub:{subscription}"), cap, applied.entry_id)
+        crate::ledger::expiry::cap_rollover(conn, user_id, &format!("sub:{subscription}"), cap, applied.entry_id)
             .await?;
     }
     Ok(Some(credits))

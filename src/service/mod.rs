@@ -675,11 +675,11 @@ impl CreditsService {
     }
 
     /// The terms of the sign-up grant (`initial_credits_valid_days`).
-    pub(crate) fn initial_grant(&self) -> crate::grants::GrantEffect {
-        let mut spec = crate::grants::GrantSpec::default_for(crate::ledger::EntryKind::Initial);
+    pub(crate) fn initial_grant(&self) -> crate::ledger::grants::GrantEffect {
+        let mut spec = crate::ledger::grants::GrantSpec::default_for(crate::ledger::EntryKind::Initial);
         spec.expires_at =
             self.inner.settings.initial_valid_days.map(|days| crate::db::now_ms() + days * 86_400_000);
-        crate::grants::GrantEffect::Create(spec)
+        crate::ledger::grants::GrantEffect::Create(spec)
     }
 
     /// Credits payments that arrived before their user (by id, or by the
@@ -704,12 +704,12 @@ impl CreditsService {
     pub(crate) async fn catch_up_grants(&self, user_id: &str) -> Result<bool, ServiceError> {
         let pool = &self.inner.db.pool;
         let now = crate::db::now_ms();
-        if !crate::grants::has_due(&mut *pool.acquire().await?, user_id, now).await? {
+        if !crate::ledger::grants::has_due(&mut *pool.acquire().await?, user_id, now).await? {
             return Ok(false);
         }
         let mut tx = pool.begin().await?;
         store::lock(&mut tx, user_id).await?;
-        crate::grants::catch_up(&mut tx, user_id, now).await?;
+        crate::ledger::expiry::catch_up(&mut tx, user_id, now).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -740,7 +740,7 @@ impl CreditsService {
         let actor = format!("admin:{}", caller.user_id);
         let mut tx = pool.begin().await?;
         let before = store::lock(&mut tx, &owner).await?.ok_or(LedgerError::NoAccount)?.figures;
-        let removed = crate::grants::end(&mut tx, grant_id, crate::ledger::EntryKind::Void, reason, &actor)
+        let removed = crate::ledger::expiry::end(&mut tx, grant_id, crate::ledger::EntryKind::Void, reason, &actor)
             .await?
             .ok_or_else(|| ServiceError::Invalid("the grant has already expired or been voided".into()))?;
         let after = store::load(&mut tx, &owner).await?.ok_or(LedgerError::NoAccount)?.figures;
@@ -839,20 +839,20 @@ pub(crate) async fn apply_change(
     // lock it up front and bring its grants up to date.
     if request.action != Action::Deduct {
         store::lock(conn, target).await?.ok_or(LedgerError::NoAccount)?;
-        crate::grants::catch_up(conn, target, now).await?;
+        crate::ledger::expiry::catch_up(conn, target, now).await?;
     }
     let amount = request.amount.get();
     let meta = EntryMeta { reason, actor, ..Default::default() };
     match request.action {
         Action::Deduct => {
-            store::apply_covered(conn, target, &Delta::spend(amount), amount, &meta).await?;
+            crate::ledger::expiry::apply_covered(conn, target, &Delta::spend(amount), amount, &meta).await?;
         }
         Action::Add => {
             let spec = grant_spec(&request.grant, now)?;
             if spec.effective_at.is_some_and(|at| at > now) {
-                crate::grants::schedule(conn, target, "adjust", amount, &spec).await?;
+                crate::ledger::grants::schedule(conn, target, "adjust", amount, &spec).await?;
             } else {
-                let meta = EntryMeta { grants: crate::grants::GrantEffect::Create(spec), ..meta };
+                let meta = EntryMeta { grants: crate::ledger::grants::GrantEffect::Create(spec), ..meta };
                 store::apply(conn, target, &Delta::adjust(amount), Guard::None, &meta).await?;
             }
         }
@@ -870,7 +870,7 @@ pub(crate) async fn apply_change(
 fn grant_spec(
     terms: &crate::requests::GrantTerms,
     now: i64,
-) -> Result<crate::grants::GrantSpec, ServiceError> {
+) -> Result<crate::ledger::grants::GrantSpec, ServiceError> {
     const TEN_YEARS_MS: i64 = 10 * 366 * 86_400_000;
     let parse = |value: &Option<String>, field: &str| -> Result<Option<i64>, ServiceError> {
         value
@@ -898,9 +898,9 @@ fn grant_spec(
         Some("paid") => "paid",
         _ => "promotional",
     };
-    Ok(crate::grants::GrantSpec {
+    Ok(crate::ledger::grants::GrantSpec {
         category,
-        priority: terms.priority.unwrap_or(crate::grants::DEFAULT_PRIORITY),
+        priority: terms.priority.unwrap_or(crate::ledger::grants::DEFAULT_PRIORITY),
         effective_at,
         expires_at,
         reference: None,

@@ -9,7 +9,7 @@ use super::ServiceError;
 use crate::db::{rfc3339, Kept};
 use crate::dto::CreditsView;
 use crate::exec::{Arg, Exec, ReadRow};
-use crate::grants::GrantRow;
+use crate::ledger::grants::GrantRow;
 use crate::ledger::store::{Account, Entry};
 use crate::ledger::Figures;
 use crate::outbox::Notice;
@@ -139,7 +139,7 @@ fn one_sql(postgres: bool) -> &'static str {
     static CELL: [OnceLock<String>; 2] = [OnceLock::new(), OnceLock::new()];
     CELL[usize::from(postgres)]
         .get_or_init(|| {
-            as_json(postgres, &SNAPSHOT_ONE_SQL.replace("{due}", &crate::grants::due_exists("$1", "$2")))
+            as_json(postgres, &SNAPSHOT_ONE_SQL.replace("{due}", &crate::ledger::grants::due_exists("$1", "$2")))
         })
         .as_str()
 }
@@ -172,7 +172,7 @@ fn snapshots_sql(postgres: bool) -> &'static str {
     fn fill(users: &str) -> String {
         SNAPSHOTS_SQL
             .replace("{users}", users)
-            .replace("{due}", &crate::grants::due_exists("a.user_id", "$2"))
+            .replace("{due}", &crate::ledger::grants::due_exists("a.user_id", "$2"))
     }
     if postgres {
         POSTGRES.as_str()

@@ -33,7 +33,7 @@ impl Backend {
 #[derive(Clone, Debug)]
 pub struct Db {
     pub pool: AnyPool,
-    /// Where batched balance changes are written (`group_commit`). SQLite:
+    /// Where batched balance changes are written (`writer`). SQLite:
     /// one connection of its own, kept open, so its page cache stays valid
     /// from one batch to the next (a connection drops its cache whenever
     /// another one committed), and taken for good by the group commit's

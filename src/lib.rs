@@ -17,11 +17,13 @@ pub mod audit;
 #[cfg(feature = "ssr")]
 pub mod auth;
 #[cfg(feature = "ssr")]
+mod batching;
+#[cfg(feature = "ssr")]
 pub mod db;
 #[cfg(feature = "ssr")]
-pub mod exec;
+pub mod error;
 #[cfg(feature = "ssr")]
-pub mod group_commit;
+pub mod exec;
 #[cfg(feature = "ssr")]
 pub mod holds;
 #[cfg(feature = "ssr")]
@@ -37,6 +39,10 @@ pub mod service;
 #[cfg(feature = "ssr")]
 pub mod stats;
 #[cfg(feature = "ssr")]
+pub mod view;
+#[cfg(feature = "ssr")]
 pub mod webhooks;
+#[cfg(feature = "ssr")]
+pub mod writer;
 
 pub use amount::Credits;

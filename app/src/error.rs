@@ -92,6 +92,11 @@ impl From<credits::service::ServiceError> for ApiError {
                 crate::api::set_header("retry-after", "1");
                 Self::new("unavailable", message)
             }
+            E::Retryable(detail) => {
+                tracing::warn!(%detail, "the database kept rolling the change back");
+                crate::api::set_header("retry-after", "1");
+                Self::new("unavailable", "the database is busy; try again")
+            }
             E::HoldResolved(message) => Self::new("hold_resolved", message),
             E::Insufficient { required, remaining } => {
                 let mut api = Self::new(

@@ -119,7 +119,7 @@ pub struct CreemConfig {
 /// Everything the server reads at start.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub alerts: credits::alerts::AlertSettings,
+    pub alerts: credits::ledger::alerts::AlertSettings,
     /// `CREDITS_WEBHOOK_URL` and `CREDITS_WEBHOOK_SECRET` (both or neither).
     pub webhook_url: Option<String>,
     pub webhook_secret: Option<Secret>,
@@ -186,7 +186,7 @@ struct FileCreem {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileSettings {
     pub settings: Settings,
-    pub alerts: credits::alerts::AlertSettings,
+    pub alerts: credits::ledger::alerts::AlertSettings,
     pub creem_timeout_ms: u64,
     pub creem_success_url: Option<String>,
     pub holds: HoldSettings,
@@ -393,7 +393,7 @@ pub fn parse_settings(text: &str) -> Result<FileSettings, String> {
     };
     settings.validate()?;
     let file_alerts = file.alerts.unwrap_or_default();
-    let alerts = credits::alerts::AlertSettings {
+    let alerts = credits::ledger::alerts::AlertSettings {
         low_balance: file_alerts.low_balance.unwrap_or(settings.cost_per_video),
         expiring_within_days: file_alerts.expiring_within_days.unwrap_or(3),
     };

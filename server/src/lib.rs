@@ -31,7 +31,7 @@ pub async fn open_database(config: &Config) -> Result<Db, credits::db::DbError> 
 
 /// The service every handler shares.
 pub fn build_service(config: &Config, db: Db) -> Result<CreditsService, config::ConfigError> {
-    credits::alerts::configure(config.alerts);
+    credits::ledger::alerts::configure(config.alerts);
     let options = ServiceOptions {
         settings: config.settings.clone(),
         verifier: config.clerk.verifier()?,
@@ -151,7 +151,7 @@ pub fn spawn_background(
     outbox: Option<credits::outbox::Endpoint>,
 ) -> tokio::task::JoinHandle<()> {
     if outbox.is_some() {
-        credits::alerts::enable_activity_events();
+        credits::ledger::alerts::enable_activity_events();
     }
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(sweep_interval);
@@ -171,13 +171,13 @@ pub fn spawn_background(
             // Folds the histograms' raw samples into their buckets and summaries;
             // without it they pile up until someone scrapes /metrics (a leak).
             routes::metrics::handle().run_upkeep();
-            if let Err(error) = credits::holds::expire_due(&pool, 500).await {
+            if let Err(error) = service.expire_holds(500).await {
                 tracing::warn!(%error, "hold expiry sweep failed; retrying");
             }
-            if let Err(error) = credits::grants::sweep(&pool, 500).await {
+            if let Err(error) = service.sweep_grants(500).await {
                 tracing::warn!(%error, "grant sweep failed; retrying");
             }
-            if let Err(error) = credits::alerts::expiring_notices(&pool, 500).await {
+            if let Err(error) = credits::ledger::alerts::expiring_notices(&pool, 500).await {
                 tracing::warn!(%error, "expiring notices failed; retrying");
             }
             if let Some(endpoint) = &outbox {

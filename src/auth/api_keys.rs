@@ -99,3 +99,8 @@ pub async fn active(conn: &mut sqlx::AnyConnection, id: &str) -> Result<bool, sq
         .await?;
     Ok(row.is_some())
 }
+
+/// The refusal of a key that is unknown or has been revoked.
+pub fn revoked() -> super::AuthError {
+    super::AuthError::Invalid("unknown or revoked API key".into())
+}

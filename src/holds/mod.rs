@@ -181,7 +181,8 @@ pub async fn create(
     let meta = EntryMeta { reason, reference: Some(&reference), actor, ..Default::default() };
     let now = crate::db::now_ms();
     // The debit catches up due grants itself, so it only ever sees live ones.
-    let applied = crate::ledger::expiry::apply_covered(conn, user_id, &Delta::hold(amount), amount, &meta).await?;
+    let applied =
+        crate::ledger::expiry::apply_covered(conn, user_id, &Delta::hold(amount), amount, &meta).await?;
     let sql = format!(
         "INSERT INTO holds (id, user_id, amount, status, reason, actor, created_at, expires_at, entry_id, made_by) \
          VALUES ($1, $2, $3, 'open', $4, $5, $6, $7, $8, $9) RETURNING {HOLD_COLUMNS}"
@@ -342,39 +343,23 @@ async fn explain(
 /// The open holds whose time is up (`$1` now), first due first, at most
 /// `$2`: read through `holds_open_expiry`, which holds open holds only.
 pub const DUE_HOLDS_SQL: &str =
-    "SELECT id FROM holds WHERE status = 'open' AND expires_at <= $1 ORDER BY expires_at LIMIT $2";
+    "SELECT id, user_id FROM holds WHERE status = 'open' AND expires_at <= $1 ORDER BY expires_at LIMIT $2";
 
 /// One user's open holds (`$1`), oldest first: read through
 /// `holds_open_user`, which holds open holds only.
 pub const OPEN_HOLDS_OF_USER_SQL: &str =
     "SELECT id, amount, expires_at FROM holds WHERE user_id = $1 AND status = 'open' ORDER BY created_at";
 
-/// Releases every open hold whose time is up. Safe on any number of
-/// processes at once, and after downtime: each hold expires exactly once.
-pub async fn expire_due(pool: &AnyPool, limit: i64) -> Result<usize, HoldError> {
-    let now = crate::db::now_ms();
-    let due: Vec<String> = sqlx::query(DUE_HOLDS_SQL)
+/// Open holds whose time is up at `now` and their owners, at most `limit`.
+pub async fn due(pool: &AnyPool, now: i64, limit: i64) -> Result<Vec<(String, String)>, sqlx::Error> {
+    sqlx::query(DUE_HOLDS_SQL)
         .bind(now)
         .bind(limit)
         .fetch_all(pool)
         .await?
         .iter()
-        .map(|row| row.try_get("id"))
-        .collect::<Result<_, _>>()?;
-    let mut expired = 0;
-    for id in due {
-        let mut tx = pool.begin().await?;
-        match resolve(&mut tx, &id, Resolution::Expire, Resolver::Privileged, "system", now).await {
-            Ok(_) => {
-                tx.commit().await?;
-                expired += 1;
-            }
-            // Another process resolved it first.
-            Err(HoldError::Resolved(_)) | Err(HoldError::Invalid(_)) => {}
-            Err(error) => return Err(error),
-        }
-    }
-    Ok(expired)
+        .map(|row| Ok((row.try_get("id")?, row.try_get("user_id")?)))
+        .collect()
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use super::grants::{adding_delta, removing_delta, GrantEffect};
 use super::rules::{Delta, EntryKind};
 use super::store::{self, Applied, EntryMeta, Guard};
 use crate::db::now_ms;
-use sqlx::{AnyConnection, AnyPool, Row};
+use sqlx::{AnyConnection, Row};
 
 /// A spend or a hold, usually in one conditional UPDATE: enough credits, an
 /// active account and no due grant. When a grant is due, the account is
@@ -139,32 +139,6 @@ pub async fn settle_returns(conn: &mut AnyConnection, parts: &[(i64, i64)]) -> R
         store::apply(conn, &user_id, &removing_delta(kind, &grant_kind, *amount), Guard::None, &meta).await?;
     }
     Ok(())
-}
-
-/// The sweep every instance runs: users with due grants are caught up, each in
-/// its own transaction under its account lock, so any number of instances may
-/// sweep at once and each grant starts and ends exactly once.
-pub async fn sweep(pool: &AnyPool, limit: i64) -> Result<usize, LedgerError> {
-    let now = crate::db::now_ms();
-    let users: Vec<String> = sqlx::query(
-        "SELECT DISTINCT user_id FROM grants WHERE (status = 'scheduled' AND effective_at <= $1) \
-         OR (status = 'active' AND expires_at IS NOT NULL AND expires_at <= $1) LIMIT $2",
-    )
-    .bind(now)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?
-    .iter()
-    .map(|row| row.try_get("user_id"))
-    .collect::<Result<_, _>>()?;
-    let mut changed = 0;
-    for user_id in users {
-        let mut tx = pool.begin().await?;
-        store::lock(&mut tx, &user_id).await?;
-        changed += catch_up(&mut tx, &user_id, now).await?;
-        tx.commit().await?;
-    }
-    Ok(changed)
 }
 
 /// Subscription roll-over: after a new period's grant (`newest_entry_id`),

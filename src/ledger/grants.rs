@@ -9,7 +9,7 @@
 
 use super::rules::{Delta, EntryKind};
 use serde::Serialize;
-use sqlx::{AnyConnection, Row};
+use sqlx::{AnyConnection, AnyPool, Row};
 
 /// How an entry changes grants (`EntryMeta::grants`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -363,4 +363,19 @@ pub(crate) fn due_exists(user: &str, now: &str) -> String {
          AND ((g.status = 'scheduled' AND g.effective_at <= {now}) \
          OR (g.status = 'active' AND g.expires_at IS NOT NULL AND g.expires_at <= {now})))"
     )
+}
+
+/// Users with grants due to start or end at `now`, at most `limit`.
+pub async fn users_due(pool: &AnyPool, now: i64, limit: i64) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query(
+        "SELECT DISTINCT user_id FROM grants WHERE (status = 'scheduled' AND effective_at <= $1) \
+         OR (status = 'active' AND expires_at IS NOT NULL AND expires_at <= $1) LIMIT $2",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|row| row.try_get("user_id"))
+    .collect()
 }

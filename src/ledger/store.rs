@@ -10,7 +10,6 @@ use super::rules::{Delta, EntryKind, Figures};
 use crate::db::now_ms;
 use sqlx::{AnyConnection, Row};
 
-
 /// One account row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {

@@ -271,8 +271,14 @@ pub async fn credit(
     .await?;
     tracing::info!(%user_id, credits, payment = %key, "payment credited");
     if let (Some(subscription), Some(cap)) = (subscription, rollover_cap) {
-        crate::ledger::expiry::cap_rollover(conn, user_id, &format!("sub:{subscription}"), cap, applied.entry_id)
-            .await?;
+        crate::ledger::expiry::cap_rollover(
+            conn,
+            user_id,
+            &format!("sub:{subscription}"),
+            cap,
+            applied.entry_id,
+        )
+        .await?;
     }
     Ok(Some(credits))
 }

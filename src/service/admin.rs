@@ -2,11 +2,12 @@
 //! adjustments (one transaction per line, each audited), the audit log,
 //! statistics and the consistency check.
 
-use super::{apply_change, user_view, CreditsService, ServiceError};
+use super::{user_view, CreditsService, ServiceError};
 use crate::audit;
 use crate::auth::Principal;
 use crate::ledger::store::{self, LedgerError};
 use crate::requests::{ChangeRequest, MAX_REASON_CHARS};
+use crate::writer::{Changed, CreditChange, LedgerOp};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use sqlx::Row;
@@ -159,7 +160,7 @@ impl CreditsService {
         for (index, line) in lines.into_iter().enumerate() {
             let outcome = self.adjust_line(&actor, &line).await;
             let (ok, error, credits) = match outcome {
-                Ok(figures) => (true, None, Some(figures.as_dto())),
+                Ok(figures) => (true, None, Some(figures)),
                 Err(error) => {
                     let (code, message) = error.code_and_message();
                     (false, Some(json!({"code": code, "message": message})), None)
@@ -174,7 +175,7 @@ impl CreditsService {
         &self,
         actor: &str,
         line: &AdjustLine,
-    ) -> Result<crate::ledger::Figures, ServiceError> {
+    ) -> Result<crate::dto::CreditFigures, ServiceError> {
         let reason = line.reason.trim();
         if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
             return Err(ServiceError::Invalid(format!(
@@ -188,22 +189,23 @@ impl CreditsService {
         body.insert("userId".into(), Value::String(line.user_id.clone()));
         let request = ChangeRequest::parse(&body).map_err(ServiceError::Invalid)?;
         let target = request.user_id.clone().unwrap_or_default();
-        let mut tx = self.inner.db.pool.begin().await?;
-        let before = store::lock(&mut tx, &target).await?.ok_or(LedgerError::NoAccount)?.figures;
-        apply_change(&mut tx, &target, &request, Some(reason), actor).await?;
-        let after = store::load(&mut tx, &target).await?.ok_or(LedgerError::NoAccount)?.figures;
-        let action = format!("batch.{}", request.action.as_str());
-        let entry = audit::Action {
-            actor,
-            action: &action,
-            target_user: Some(&target),
-            reason,
-            before: Some(&before),
-            after: Some(&after),
+        let hash =
+            crate::idempotency::request_hash("POST /api/admin/adjust", &Value::Object(body).to_string());
+        let change = CreditChange {
+            scope: actor.to_string(),
+            is_admin: true,
+            target,
+            request,
+            key: None,
+            hash,
+            actor: actor.to_string(),
+            audit_prefix: "batch",
+            cost_per_video: self.inner.settings.cost_per_video,
         };
-        audit::record(&mut tx, &entry).await?;
-        tx.commit().await?;
-        Ok(after)
+        match self.inner.writer.submit(LedgerOp::credits(change)).await?.into_credits()? {
+            Changed::Answered(answer) => Ok(answer.value.credits),
+            Changed::Committed(_) => Err(ServiceError::Internal("an audited change had no answer".into())),
+        }
     }
 
     /// `GET /api/admin/audit`.
@@ -221,23 +223,5 @@ impl CreditsService {
     pub async fn stats(&self, from: &str, to: &str) -> Result<crate::stats::StatsReport, ServiceError> {
         let (from, to) = crate::stats::parse_range(from, to).map_err(ServiceError::Invalid)?;
         Ok(crate::stats::daily(&self.inner.db.pool, self.inner.stats_time_zone, from, to).await?)
-    }
-}
-
-impl ServiceError {
-    /// The contract's code and a message safe to show.
-    pub fn code_and_message(&self) -> (&'static str, String) {
-        match self {
-            Self::Unauthenticated(m) => ("unauthenticated", m.clone()),
-            Self::Forbidden(m) => ("forbidden", m.clone()),
-            Self::Invalid(m) => ("invalid_request", m.clone()),
-            Self::NotFound(m) => ("not_found", m.clone()),
-            Self::Insufficient { .. } => ("insufficient_credits", self.to_string()),
-            Self::IdempotencyConflict => ("idempotency_conflict", self.to_string()),
-            Self::HoldResolved(m) => ("hold_resolved", m.clone()),
-            Self::Upstream(m) => ("upstream_error", m.clone()),
-            Self::Unavailable(m) => ("unavailable", m.clone()),
-            Self::Internal(_) => ("internal", "something went wrong on our side; nothing was changed".into()),
-        }
     }
 }

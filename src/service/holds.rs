@@ -1,13 +1,11 @@
 //! `POST /api/holds`, `/api/holds/{id}/capture`, `/api/holds/{id}/release`.
 
-use super::{claim_key, parse_key, store_response, CreditsService, ServiceError};
+use super::{parse_key, CreditsService, ServiceError};
 use crate::auth::Principal;
-use crate::db::rfc3339;
 use crate::dto::HoldView;
-use crate::holds::batch::HoldOp;
-use crate::holds::{self, Hold, HoldError, MadeBy, Resolution, Resolver};
-use crate::ledger::Figures;
+use crate::holds::{self, Resolution};
 use crate::requests::{MAX_REASON_CHARS, MAX_USER_ID_BYTES};
+use crate::writer::{HoldAction, HoldRequest, LedgerOp};
 use serde_json::{Map, Value};
 
 /// Hold time-to-live settings (`[holds]` in the config file).
@@ -20,38 +18,6 @@ pub struct HoldSettings {
 impl Default for HoldSettings {
     fn default() -> Self {
         Self { default_ttl_seconds: 15 * 60, max_ttl_seconds: 24 * 60 * 60 }
-    }
-}
-
-impl From<HoldError> for ServiceError {
-    fn from(error: HoldError) -> Self {
-        match error {
-            HoldError::NotFound => ServiceError::NotFound("no such hold".into()),
-            HoldError::Forbidden => ServiceError::Forbidden(HoldError::Forbidden.to_string()),
-            HoldError::Resolved(status) => {
-                ServiceError::HoldResolved(format!("the hold is already {status}"))
-            }
-            HoldError::Invalid(message) => ServiceError::Invalid(message),
-            HoldError::Ledger(error) => error.into(),
-        }
-    }
-}
-
-fn view(hold: &Hold, figures: &Figures) -> HoldView {
-    let resolved = hold.status != "open";
-    HoldView {
-        hold_id: hold.id.clone(),
-        user_id: hold.user_id.clone(),
-        amount: hold.amount,
-        captured: hold.captured,
-        released: if resolved { hold.amount - hold.captured } else { 0 },
-        status: hold.status.clone(),
-        reason: hold.reason.clone(),
-        created_at: rfc3339(hold.created_at_ms),
-        expires_at: rfc3339(hold.expires_at_ms),
-        resolved_at: hold.resolved_at_ms.map(rfc3339),
-        credits: figures.as_dto(),
-        held: figures.held,
     }
 }
 
@@ -120,16 +86,22 @@ impl CreditsService {
         let key = parse_key(idempotency_key)?;
         let hash =
             crate::idempotency::request_hash("POST /api/holds", &Value::Object(body.clone()).to_string());
-        let job = HoldJob {
+        let request = HoldRequest {
             scope: caller.user_id.clone(),
             api_key: caller.api_key.clone(),
             privileged: caller.acts_for_others(),
             key,
             hash,
             target: target.clone(),
-            action: HoldAction::Create { amount, ttl, reason },
+            action: HoldAction::Create { amount, ttl_seconds: ttl, reason },
         };
-        let answer = self.inner.commits.run(job).await?.expect("a create always answers");
+        let answer = self
+            .inner
+            .writer
+            .submit(LedgerOp::Hold(request))
+            .await?
+            .into_hold()?
+            .ok_or_else(|| ServiceError::Internal("a new hold had no answer".into()))?;
         self.inner.hold_owners.insert(answer.value.hold_id.clone(), target);
         Ok(answer)
     }
@@ -176,7 +148,7 @@ impl CreditsService {
         let route = format!("POST /api/holds/{hold_id}/{}", if capture { "capture" } else { "release" });
         let hash = crate::idempotency::request_hash(&route, &Value::Object(body.clone()).to_string());
         let action = HoldAction::Resolve { hold_id: hold_id.to_string(), resolution };
-        let job = HoldJob {
+        let request = HoldRequest {
             scope: caller.user_id.clone(),
             api_key: caller.api_key.clone(),
             privileged: caller.acts_for_others(),
@@ -185,138 +157,14 @@ impl CreditsService {
             target: owner,
             action,
         };
-        match self.inner.commits.run(job).await? {
+        let op = if capture { LedgerOp::Capture(request) } else { LedgerOp::Release(request) };
+        match self.inner.writer.submit(op).await?.into_hold()? {
             Some(answer) => Ok(answer),
             None => {
                 // Past its time but not yet swept: release it now, then refuse.
-                holds::expire_due(&self.inner.db.pool, 100).await?;
+                self.expire_holds(100).await?;
                 Err(ServiceError::HoldResolved("the hold has expired".into()))
             }
         }
-    }
-}
-
-enum HoldAction {
-    Create { amount: i64, ttl: i64, reason: Option<String> },
-    Resolve { hold_id: String, resolution: Resolution },
-}
-
-/// A hold's creation or resolution, run by the group committer. `None`: the
-/// hold is past its expiry but not yet swept.
-struct HoldJob {
-    scope: String,
-    /// The worker key acting, confirmed active inside the transaction.
-    api_key: Option<String>,
-    /// An API key or an admin: may resolve any hold, not only its own.
-    privileged: bool,
-    key: Option<crate::idempotency::IdempotencyKey>,
-    hash: String,
-    target: String,
-    action: HoldAction,
-}
-
-impl HoldJob {
-    fn made_by(&self) -> MadeBy {
-        MadeBy::of(self.api_key.as_deref(), &self.scope, &self.target)
-    }
-
-    fn resolver(&self) -> Resolver<'_> {
-        if self.privileged {
-            Resolver::Privileged
-        } else {
-            Resolver::User(&self.scope)
-        }
-    }
-
-    async fn run_in(
-        &self,
-        conn: &mut sqlx::AnyConnection,
-    ) -> Result<Option<super::Replayable<HoldView>>, ServiceError> {
-        if let Some(id) = &self.api_key {
-            if !crate::auth::api_keys::active(conn, id).await? {
-                return Err(super::revoked_key().into());
-            }
-        }
-        if let Some(value) = claim_key(conn, &self.scope, self.key.as_ref(), &self.hash).await? {
-            return Ok(Some(super::Replayable { value, replayed: true }));
-        }
-        let answer = self.claimed(conn).await;
-        if let (Err(_) | Ok(None), Some(key)) = (&answer, &self.key) {
-            // A refused request leaves its key free (this transaction may be shared).
-            crate::idempotency::forget(conn, &self.scope, key).await?;
-        }
-        answer
-    }
-
-    async fn claimed(
-        &self,
-        conn: &mut sqlx::AnyConnection,
-    ) -> Result<Option<super::Replayable<HoldView>>, ServiceError> {
-        let (hold, figures) = match &self.action {
-            HoldAction::Create { amount, ttl, reason } => {
-                let expires_at = crate::db::now_ms() + ttl * 1000;
-                let (target, reason) = (&self.target, reason.as_deref());
-                let created =
-                    holds::create(conn, target, *amount, expires_at, reason, &self.scope, self.made_by())
-                        .await?;
-                tracing::debug!(hold_id = %created.0.id, user_id = %self.target, amount, ttl, "hold created");
-                created
-            }
-            HoldAction::Resolve { hold_id, resolution } => {
-                let now = crate::db::now_ms();
-                match holds::resolve(conn, hold_id, *resolution, self.resolver(), &self.scope, now).await {
-                    Ok(resolved) => resolved,
-                    Err(HoldError::Resolved(status)) if status == "expired" => return Ok(None),
-                    Err(error) => return Err(error.into()),
-                }
-            }
-        };
-        let value = view(&hold, &figures);
-        store_response(conn, &self.scope, self.key.as_ref(), &value).await?;
-        Ok(Some(super::Replayable { value, replayed: false }))
-    }
-}
-
-impl crate::group_commit::Job for HoldJob {
-    type Output = Option<super::Replayable<HoldView>>;
-
-    fn lock_order(&self) -> &str {
-        &self.target
-    }
-
-    fn run<'c>(
-        &'c self,
-        conn: &'c mut sqlx::AnyConnection,
-    ) -> crate::group_commit::BoxFuture<'c, Result<Self::Output, ServiceError>> {
-        Box::pin(self.run_in(conn))
-    }
-
-    fn plain_hold(&self) -> Option<HoldOp<'_>> {
-        if self.key.is_some() {
-            return None;
-        }
-        match &self.action {
-            HoldAction::Create { amount, ttl, reason } => Some(HoldOp::Create {
-                user_id: &self.target,
-                amount: *amount,
-                expires_at_ms: crate::db::now_ms() + ttl * 1000,
-                reason: reason.as_deref(),
-                actor: &self.scope,
-                api_key: self.api_key.as_deref(),
-                made_by: self.made_by(),
-            }),
-            HoldAction::Resolve { hold_id, resolution: Resolution::Capture(None) } => Some(HoldOp::Capture {
-                hold_id,
-                user_id: &self.target,
-                actor: &self.scope,
-                api_key: self.api_key.as_deref(),
-                resolver: self.resolver(),
-            }),
-            HoldAction::Resolve { .. } => None,
-        }
-    }
-
-    fn plain_hold_applied(&self, hold: Hold, figures: Figures) -> Option<Self::Output> {
-        Some(Some(super::Replayable { value: view(&hold, &figures), replayed: false }))
     }
 }

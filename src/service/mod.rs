@@ -5,7 +5,6 @@
 mod admin;
 mod checkout;
 mod holds;
-mod view;
 mod webhooks;
 
 pub use admin::{parse_batch, AdjustLine, AdjustResult};
@@ -16,17 +15,21 @@ pub use webhooks::WebhookOutcome;
 use crate::auth::clerk::ClerkVerifier;
 use crate::auth::{session_token, Admins, AuthError, Principal, SessionEnd};
 use crate::db::{rfc3339, Db};
-use crate::dto::{CreditsView, EntryView, HistoryPage, SyncResponse, UserView};
-use crate::idempotency::{self, Claim, IdempotencyKey};
+use crate::dto::{CreditsView, HistoryPage, SyncResponse, UserView};
+use crate::idempotency::{self, IdempotencyKey};
 use crate::ledger::check::{self, CheckReport};
-use crate::ledger::store::{self, Account, Entry, EntryMeta, Guard, LedgerError};
-use crate::ledger::{Delta, Figures};
+use crate::ledger::store::{self, Account, LedgerError};
+use crate::ledger::Figures;
 use crate::payments::creem_api::CreemApi;
 use crate::plans::Settings;
 use crate::requests::{parse_page, Action, ChangeRequest};
+use crate::view::{self, entry_view};
+use crate::writer::{Changed, CreditChange, LedgerOp, Writer};
 use serde_json::{Map, Value};
-use sqlx::AnyConnection;
 use std::sync::Arc;
+
+pub use crate::error::ServiceError;
+pub use crate::writer::Replayable;
 
 /// Everything a request handler needs; cheap to clone.
 #[derive(Clone)]
@@ -43,8 +46,8 @@ struct Inner {
     clerk_webhook_key: Option<Vec<u8>>,
     holds: HoldSettings,
     stats_time_zone: chrono_tz::Tz,
-    /// Spends, holds and captures share commits (`group_commit`).
-    commits: crate::group_commit::GroupCommit,
+    /// Every balance change goes through it (`writer`).
+    writer: Writer,
     /// The answers of committed changes, many users per read (`view::ViewReader`).
     views: view::ViewReader,
     /// Worker keys this instance verified: digest → key id. Only hold writes
@@ -78,70 +81,6 @@ pub struct CreemOptions {
     pub success_url: String,
 }
 
-/// Errors in the contract's vocabulary; the HTTP layer maps each to a status.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ServiceError {
-    #[error("{0}")]
-    Unauthenticated(String),
-    #[error("{0}")]
-    Forbidden(String),
-    #[error("{0}")]
-    Invalid(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("insufficient credits: {required} required, {remaining} remaining")]
-    Insufficient { required: i64, remaining: i64 },
-    #[error("this Idempotency-Key was used with a different request")]
-    IdempotencyConflict,
-    /// The hold was already captured, released or expired.
-    #[error("{0}")]
-    HoldResolved(String),
-    /// A service we depend on (Creem) failed; nothing was changed.
-    #[error("{0}")]
-    Upstream(String),
-    /// We cannot take the request now (Clerk's keys unreachable, sign-in
-    /// busy); 503 with `Retry-After`, nothing was changed.
-    #[error("{0}")]
-    Unavailable(String),
-    /// Details go to the log, never to the client.
-    #[error("internal error")]
-    Internal(String),
-}
-
-impl From<sqlx::Error> for ServiceError {
-    fn from(error: sqlx::Error) -> Self {
-        // PostgreSQL chose this transaction as a deadlock's or a serialization
-        // conflict's victim: nothing of it was written, and running it again
-        // is safe (`group_commit` does, a few times).
-        let code = error.as_database_error().and_then(|error| error.code());
-        if matches!(code.as_deref(), Some("40P01" | "40001")) {
-            return Self::Internal(format!("{}{error}", crate::group_commit::RETRYABLE));
-        }
-        Self::Internal(error.to_string())
-    }
-}
-
-impl From<LedgerError> for ServiceError {
-    fn from(error: LedgerError) -> Self {
-        match error {
-            LedgerError::NoAccount => Self::NotFound("no account for this user".into()),
-            LedgerError::Closed => Self::Forbidden("the account is closed".into()),
-            LedgerError::Insufficient { required, remaining } => Self::Insufficient { required, remaining },
-            LedgerError::GrantsDue => Self::Internal("a due grant was not caught up".into()),
-            LedgerError::Database(error) => error.into(),
-        }
-    }
-}
-
-impl From<AuthError> for ServiceError {
-    fn from(error: AuthError) -> Self {
-        match error {
-            AuthError::KeysUnavailable => Self::Unavailable(error.to_string()),
-            _ => Self::Unauthenticated(error.to_string()),
-        }
-    }
-}
-
 /// The caller a worker key `id` stands for.
 fn api_key_principal(id: String) -> Principal {
     Principal {
@@ -154,10 +93,6 @@ fn api_key_principal(id: String) -> Principal {
     }
 }
 
-pub(crate) fn revoked_key() -> AuthError {
-    AuthError::Invalid("unknown or revoked API key".into())
-}
-
 /// The token `authenticate_local` reads: the session cookie, else `Authorization: Bearer`.
 fn local_session_token(headers: &http::HeaderMap) -> Option<&str> {
     let bearer = headers
@@ -167,35 +102,11 @@ fn local_session_token(headers: &http::HeaderMap) -> Option<&str> {
     crate::auth::cookie(headers, crate::auth::local::SESSION_COOKIE).or(bearer)
 }
 
-/// A response that may be the stored answer to an earlier request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Replayable<T> {
-    pub value: T,
-    pub replayed: bool,
-}
-
-/// Group-commit workers (batches open at once) per instance on PostgreSQL,
-/// each batching the changes of its own share of the accounts. Measured with
-/// `credits-bench spend --http` (BENCHMARKS.md, notes): 2 such workers beat 4
-/// workers on one shared queue in every phase (hot account ×1.6–1.8, spread
-/// and hold+capture +10–15 %), and 3 or 4 own-share workers made batches too
-/// small to pay for their statements.
-const POSTGRES_WRITERS: usize = 2;
-
 impl CreditsService {
     pub fn new(db: Db, options: ServiceOptions) -> Self {
         let ServiceOptions { settings, verifier, admins, creem, clerk_webhook_key, holds, stats_time_zone } =
             options;
-        // SQLite has one writer, so one batch at a time; PostgreSQL overlaps
-        // two (`POSTGRES_WRITERS`), so one batch's flush overlaps the other's
-        // statements.
-        let sqlite = db.backend == crate::db::Backend::Sqlite;
-        let commits = crate::group_commit::GroupCommit::new(
-            db.writer.clone(),
-            sqlite,
-            if sqlite { 1 } else { POSTGRES_WRITERS },
-            256,
-        );
+        let writer = Writer::new(db.writer.clone(), db.backend == crate::db::Backend::Sqlite);
         let views = view::ViewReader::new(db.pool.clone(), 2);
         let inner = Inner {
             views,
@@ -207,7 +118,7 @@ impl CreditsService {
             clerk_webhook_key,
             holds,
             stats_time_zone,
-            commits,
+            writer,
             key_ids: crate::memo::Memo::new(256),
             hold_owners: crate::memo::Memo::new(1_024),
         };
@@ -218,11 +129,11 @@ impl CreditsService {
         &self.inner.db
     }
 
-    /// Starts the group commit's writers now, with their connections, rather
-    /// than with the first spend (`GroupCommit::start`). Call inside the
-    /// runtime, once the server is about to serve.
+    /// Starts the writer's workers now, with their connections, rather than
+    /// with the first spend (`Writer::start`). Call inside the runtime, once
+    /// the server is about to serve.
     pub fn start_writers(&self) {
-        self.inner.commits.start();
+        self.inner.writer.start();
     }
 
     pub fn settings(&self) -> &Settings {
@@ -245,8 +156,9 @@ impl CreditsService {
     ) -> Result<Principal, ServiceError> {
         let bearer = session_token(headers);
         if let Some(token) = bearer.as_deref().filter(|t| t.starts_with(crate::auth::api_keys::PREFIX)) {
-            let id =
-                crate::auth::api_keys::verify(&self.inner.db.pool, token).await?.ok_or_else(revoked_key)?;
+            let id = crate::auth::api_keys::verify(&self.inner.db.pool, token)
+                .await?
+                .ok_or_else(crate::auth::api_keys::revoked)?;
             if crate::auth::api_keys::well_formed(token) {
                 self.inner.key_ids.insert(crate::auth::api_keys::digest(token), id.clone());
             }
@@ -321,7 +233,7 @@ impl CreditsService {
             Ok(true) => error,
             Ok(false) => {
                 self.inner.key_ids.retain(|_, key_id| key_id != id);
-                revoked_key().into()
+                crate::auth::api_keys::revoked().into()
             }
             Err(failure) => failure.into(),
         }
@@ -420,8 +332,7 @@ impl CreditsService {
         let actor =
             if caller.is_admin { format!("admin:{}", caller.user_id) } else { caller.user_id.clone() };
         let hash = idempotency::request_hash("POST /api/credits", &Value::Object(body.clone()).to_string());
-        let job = ChangeJob {
-            service: self.clone(),
+        let change = CreditChange {
             scope: caller.user_id.clone(),
             is_admin: caller.is_admin,
             target,
@@ -429,15 +340,17 @@ impl CreditsService {
             key,
             hash,
             actor,
+            audit_prefix: "credits",
+            cost_per_video: self.inner.settings.cost_per_video,
         };
-        let changed = match self.inner.commits.run(job.clone()).await {
+        let changed = match self.inner.writer.submit(LedgerOp::credits(change.clone())).await {
             Err(ServiceError::NotFound(_)) if own => {
                 self.ensure_account(caller).await?;
-                self.inner.commits.run(job).await?
+                self.inner.writer.submit(LedgerOp::credits(change)).await?
             }
             other => other?,
         };
-        let answer = match changed {
+        let answer = match changed.into_credits()? {
             Changed::Answered(answer) => answer,
             Changed::Committed(target) => {
                 // The figures and lists as they are now that the change committed.
@@ -449,56 +362,6 @@ impl CreditsService {
             }
         };
         Ok(answer)
-    }
-
-    /// One change request inside a (possibly shared) transaction.
-    async fn change_in(&self, conn: &mut AnyConnection, job: &ChangeJob) -> Result<Changed, ServiceError> {
-        if let Some(value) = claim_key(conn, &job.scope, job.key.as_ref(), &job.hash).await? {
-            return Ok(Changed::Answered(Replayable { value, replayed: true }));
-        }
-        let answer = self.change_claimed(conn, job).await;
-        if let (Err(_), Some(key)) = (&answer, &job.key) {
-            // A refused request leaves its key free (this transaction may be shared).
-            idempotency::forget(conn, &job.scope, key).await?;
-        }
-        answer
-    }
-
-    async fn change_claimed(
-        &self,
-        conn: &mut AnyConnection,
-        job: &ChangeJob,
-    ) -> Result<Changed, ServiceError> {
-        let (target, request, actor) = (&job.target, &job.request, &job.actor);
-        let before = if job.is_admin {
-            Some(store::lock(conn, target).await?.ok_or(LedgerError::NoAccount)?.figures)
-        } else {
-            None
-        };
-        apply_change(conn, target, request, request.reason.as_deref(), actor).await?;
-        if before.is_none() && job.key.is_none() {
-            // Nothing to store with the change: the answer is read after the
-            // commit, outside the shared transaction, which keeps it short.
-            return Ok(Changed::Committed(target.clone()));
-        }
-        let snapshot =
-            view::snapshot(conn, target, crate::db::now_ms()).await?.ok_or(LedgerError::NoAccount)?;
-        if let Some(before) = &before {
-            let action = format!("credits.{}", request.action.as_str());
-            let reason = request.reason.as_deref().unwrap_or("(no reason given)");
-            let entry = crate::audit::Action {
-                actor,
-                action: &action,
-                target_user: Some(target),
-                reason,
-                before: Some(before),
-                after: Some(&snapshot.account.figures),
-            };
-            crate::audit::record(conn, &entry).await?;
-        }
-        let view = view::view(&snapshot, self.inner.settings.cost_per_video);
-        store_response(conn, &job.scope, job.key.as_ref(), &view).await?;
-        Ok(Changed::Answered(Replayable { value: view, replayed: false }))
     }
 
     /// `GET /api/credits/history`: one page, newest first.
@@ -542,83 +405,17 @@ impl CreditsService {
     ) -> Result<Figures, ServiceError> {
         let principal = Principal::user(user_id, None, None, false);
         self.ensure_account(&principal).await?;
-        let mut tx = self.inner.db.pool.begin().await?;
-        let meta = EntryMeta { reason: Some(reason), actor: "cli", ..Default::default() };
-        let figures =
-            store::apply(&mut tx, user_id, &Delta::adjust(amount.get()), Guard::None, &meta).await?;
-        tx.commit().await?;
-        Ok(figures.figures)
+        let adjust = crate::writer::OperatorAdjust {
+            user_id: user_id.to_string(),
+            amount: amount.get(),
+            reason: reason.to_string(),
+        };
+        self.inner.writer.submit(LedgerOp::Operator(adjust)).await?.into_figures()
     }
 
     /// `credits check` and `/api/admin/check`.
     pub async fn check(&self) -> Result<CheckReport, ServiceError> {
         Ok(check::run(&self.inner.db.pool).await?)
-    }
-}
-
-/// What a change job produced: its answer, or (with nothing to store under an
-/// Idempotency-Key or in the audit log) only the commit, the answer to be read after it.
-enum Changed {
-    Answered(Replayable<CreditsView>),
-    Committed(String),
-}
-
-/// A `POST /api/credits` change, run by the group committer.
-#[derive(Clone)]
-struct ChangeJob {
-    service: CreditsService,
-    scope: String,
-    is_admin: bool,
-    target: String,
-    request: ChangeRequest,
-    key: Option<IdempotencyKey>,
-    hash: String,
-    actor: String,
-}
-
-impl crate::group_commit::Job for ChangeJob {
-    type Output = Changed;
-
-    fn lock_order(&self) -> &str {
-        &self.target
-    }
-
-    fn run<'c>(
-        &'c self,
-        conn: &'c mut AnyConnection,
-    ) -> crate::group_commit::BoxFuture<'c, Result<Self::Output, ServiceError>> {
-        Box::pin(self.service.change_in(conn, self))
-    }
-
-    fn plain_spend(&self) -> Option<crate::ledger::batch::PlainSpend<'_>> {
-        let plain = self.request.action == Action::Deduct && self.key.is_none() && !self.is_admin;
-        plain.then(|| crate::ledger::batch::PlainSpend {
-            user_id: &self.target,
-            amount: self.request.amount.get(),
-            reason: self.request.reason.as_deref(),
-            actor: &self.actor,
-        })
-    }
-
-    async fn plain_spends_applied<C: crate::exec::Exec>(
-        jobs: Vec<&Self>,
-        conn: &mut C,
-    ) -> Result<Vec<Changed>, ServiceError> {
-        let mut users: Vec<&str> = jobs.iter().map(|job| job.target.as_str()).collect();
-        users.sort_unstable();
-        users.dedup();
-        let snapshots = view::snapshots(conn, &users, crate::db::now_ms()).await?;
-        jobs.iter()
-            .map(|job| {
-                let snapshot = snapshots.get(&job.target).ok_or(LedgerError::NoAccount)?;
-                let value = view::view(snapshot, job.service.inner.settings.cost_per_video);
-                Ok(Changed::Answered(Replayable { value, replayed: false }))
-            })
-            .collect()
-    }
-
-    fn plain_spend_committed(&self) -> Option<Changed> {
-        Some(Changed::Committed(self.target.clone()))
     }
 }
 
@@ -648,21 +445,18 @@ impl CreditsService {
                 Ok((account, false))
             }
             None => {
-                let mut tx = pool.begin().await?;
                 let initial = self.inner.settings.initial_credits;
-                let created = store::create_if_missing(
-                    &mut tx,
-                    &caller.user_id,
-                    email,
-                    name,
-                    initial,
-                    self.initial_grant(),
-                )
-                .await?;
-                let account = store::load(&mut tx, &caller.user_id).await?.ok_or(LedgerError::NoAccount)?;
-                tx.commit().await?;
-                if !created {
-                    return Ok((account, false));
+                let open = crate::writer::OpenAccount {
+                    user_id: caller.user_id.clone(),
+                    email: caller.email.clone(),
+                    email_verified: caller.email_verified,
+                    name: caller.name.clone(),
+                    initial_credits: initial,
+                    initial_grant: self.initial_grant(),
+                };
+                let opened = self.inner.writer.submit(LedgerOp::Open(open)).await?.into_opened()?;
+                if !opened.created {
+                    return Ok((opened.account, false));
                 }
                 tracing::info!(user_id = %caller.user_id, initial, "account created");
                 self.credit_pending_payments(&caller.user_id).await?;
@@ -691,11 +485,11 @@ impl CreditsService {
         if !crate::payments::has_pending(&mut *pool.acquire().await?, user_id).await? {
             return Ok(0);
         }
-        let mut tx = pool.begin().await?;
-        let cap = self.inner.settings.subscription_rollover_cap;
-        let credited = crate::payments::credit_pending(&mut tx, user_id, cap).await?;
-        tx.commit().await?;
-        Ok(credited)
+        let pending = crate::writer::PendingPurchases {
+            user_id: user_id.to_string(),
+            rollover_cap: self.inner.settings.subscription_rollover_cap,
+        };
+        self.inner.writer.submit(LedgerOp::Purchase(pending)).await?.into_count()
     }
 
     /// Starts and ends a user's due grants before their figures are shown, so
@@ -707,11 +501,36 @@ impl CreditsService {
         if !crate::ledger::grants::has_due(&mut *pool.acquire().await?, user_id, now).await? {
             return Ok(false);
         }
-        let mut tx = pool.begin().await?;
-        store::lock(&mut tx, user_id).await?;
-        crate::ledger::expiry::catch_up(&mut tx, user_id, now).await?;
-        tx.commit().await?;
+        let due = crate::writer::ExpireDue::Grants { user_id: user_id.to_string() };
+        self.inner.writer.submit(LedgerOp::Expire(due)).await?.into_count()?;
         Ok(true)
+    }
+
+    /// The sweep every instance runs: users with due grants are caught up,
+    /// each in its own operation under its account lock, so any number of
+    /// instances may sweep at once and each grant starts and ends exactly once.
+    pub async fn sweep_grants(&self, limit: i64) -> Result<usize, ServiceError> {
+        let now = crate::db::now_ms();
+        let users = crate::ledger::grants::users_due(&self.inner.db.pool, now, limit).await?;
+        let mut changed = 0;
+        for user_id in users {
+            let due = crate::writer::ExpireDue::Grants { user_id };
+            changed += self.inner.writer.submit(LedgerOp::Expire(due)).await?.into_count()? as usize;
+        }
+        Ok(changed)
+    }
+
+    /// Releases every open hold whose time is up (at most `limit`). Safe on
+    /// any number of processes at once, and after downtime: each hold
+    /// expires exactly once.
+    pub async fn expire_holds(&self, limit: i64) -> Result<usize, ServiceError> {
+        let due = crate::holds::due(&self.inner.db.pool, crate::db::now_ms(), limit).await?;
+        let mut expired = 0;
+        for (hold_id, owner) in due {
+            let due = crate::writer::ExpireDue::Hold { hold_id, owner };
+            expired += self.inner.writer.submit(LedgerOp::Expire(due)).await?.into_count()? as usize;
+        }
+        Ok(expired)
     }
 
     /// `POST /api/admin/grants/{id}/void`: the grant's unspent rest leaves the
@@ -738,22 +557,9 @@ impl CreditsService {
             .transpose()?
             .ok_or_else(|| ServiceError::NotFound("no such grant".into()))?;
         let actor = format!("admin:{}", caller.user_id);
-        let mut tx = pool.begin().await?;
-        let before = store::lock(&mut tx, &owner).await?.ok_or(LedgerError::NoAccount)?.figures;
-        let removed = crate::ledger::expiry::end(&mut tx, grant_id, crate::ledger::EntryKind::Void, reason, &actor)
-            .await?
-            .ok_or_else(|| ServiceError::Invalid("the grant has already expired or been voided".into()))?;
-        let after = store::load(&mut tx, &owner).await?.ok_or(LedgerError::NoAccount)?.figures;
-        let action = crate::audit::Action {
-            actor: &actor,
-            action: "grant.void",
-            target_user: Some(&owner),
-            reason,
-            before: Some(&before),
-            after: Some(&after),
-        };
-        crate::audit::record(&mut tx, &action).await?;
-        tx.commit().await?;
+        let void = crate::writer::VoidGrant { grant_id, owner, reason: reason.to_string(), actor };
+        let voided = self.inner.writer.submit(LedgerOp::Void(void)).await?.into_voided()?;
+        let (owner, removed, after) = (voided.owner, voided.removed, voided.after);
         Ok(
             serde_json::json!({"grantId": grant_id, "userId": owner, "removed": removed, "credits": after.as_dto()}),
         )
@@ -792,131 +598,6 @@ fn users_only(caller: &Principal) -> Result<(), ServiceError> {
 
 pub(crate) fn parse_key(raw: Option<&str>) -> Result<Option<IdempotencyKey>, ServiceError> {
     raw.map(IdempotencyKey::parse).transpose().map_err(ServiceError::Invalid)
-}
-
-/// Claims an Idempotency-Key in `tx`; `Some` is the stored first response.
-pub(crate) async fn claim_key<T: serde::de::DeserializeOwned>(
-    tx: &mut AnyConnection,
-    scope: &str,
-    key: Option<&IdempotencyKey>,
-    hash: &str,
-) -> Result<Option<T>, ServiceError> {
-    let Some(key) = key else { return Ok(None) };
-    match idempotency::claim(tx, scope, key, hash).await? {
-        Claim::New => Ok(None),
-        Claim::Conflict => Err(ServiceError::IdempotencyConflict),
-        Claim::Replay { body, .. } => {
-            serde_json::from_str(&body).map(Some).map_err(|e| ServiceError::Internal(e.to_string()))
-        }
-    }
-}
-
-/// Stores the response for a claimed key, in the effect's transaction.
-pub(crate) async fn store_response<T: serde::Serialize>(
-    tx: &mut AnyConnection,
-    scope: &str,
-    key: Option<&IdempotencyKey>,
-    value: &T,
-) -> Result<(), ServiceError> {
-    let Some(key) = key else { return Ok(()) };
-    let body = serde_json::to_string(value).map_err(|e| ServiceError::Internal(e.to_string()))?;
-    idempotency::complete(tx, scope, key, 200, &body).await?;
-    Ok(())
-}
-
-/// The ledger write for one change request. It locks the account and brings
-/// its grants up to date first, so the change only ever sees live grants.
-pub(crate) async fn apply_change(
-    conn: &mut AnyConnection,
-    target: &str,
-    request: &ChangeRequest,
-    reason: Option<&str>,
-    actor: &str,
-) -> Result<(), ServiceError> {
-    let now = crate::db::now_ms();
-    // A deduct's conditional debit is itself the lock, and it catches up due
-    // grants itself (`apply_covered`). Add and set read the account, so they
-    // lock it up front and bring its grants up to date.
-    if request.action != Action::Deduct {
-        store::lock(conn, target).await?.ok_or(LedgerError::NoAccount)?;
-        crate::ledger::expiry::catch_up(conn, target, now).await?;
-    }
-    let amount = request.amount.get();
-    let meta = EntryMeta { reason, actor, ..Default::default() };
-    match request.action {
-        Action::Deduct => {
-            crate::ledger::expiry::apply_covered(conn, target, &Delta::spend(amount), amount, &meta).await?;
-        }
-        Action::Add => {
-            let spec = grant_spec(&request.grant, now)?;
-            if spec.effective_at.is_some_and(|at| at > now) {
-                crate::ledger::grants::schedule(conn, target, "adjust", amount, &spec).await?;
-            } else {
-                let meta = EntryMeta { grants: crate::ledger::grants::GrantEffect::Create(spec), ..meta };
-                store::apply(conn, target, &Delta::adjust(amount), Guard::None, &meta).await?;
-            }
-        }
-        Action::Set => {
-            let account = store::load(conn, target).await?.ok_or(LedgerError::NoAccount)?;
-            if let Some(delta) = Delta::set_to(&account.figures, amount) {
-                store::apply(conn, target, &delta, Guard::None, &meta).await?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Turns an `add`'s grant terms into a `GrantSpec`, refusing impossible dates.
-fn grant_spec(
-    terms: &crate::requests::GrantTerms,
-    now: i64,
-) -> Result<crate::ledger::grants::GrantSpec, ServiceError> {
-    const TEN_YEARS_MS: i64 = 10 * 366 * 86_400_000;
-    let parse = |value: &Option<String>, field: &str| -> Result<Option<i64>, ServiceError> {
-        value
-            .as_deref()
-            .map(|text| {
-                chrono::DateTime::parse_from_rfc3339(text)
-                    .map(|at| at.timestamp_millis())
-                    .map_err(|_| ServiceError::Invalid(format!("`{field}` must be an RFC 3339 time")))
-            })
-            .transpose()
-    };
-    let effective_at = parse(&terms.effective_at, "effectiveAt")?;
-    let expires_at = parse(&terms.expires_at, "expiresAt")?;
-    let start = effective_at.unwrap_or(now).max(now);
-    if effective_at.is_some_and(|at| at > now + TEN_YEARS_MS)
-        || expires_at.is_some_and(|at| at > now + TEN_YEARS_MS)
-    {
-        return Err(ServiceError::Invalid("grant dates must be within ten years".into()));
-    }
-    if expires_at.is_some_and(|at| at <= start) {
-        return Err(ServiceError::Invalid("`expiresAt` must be after now and after `effectiveAt`".into()));
-    }
-    let category = match terms.category.as_deref() {
-        Some("free") => "free",
-        Some("paid") => "paid",
-        _ => "promotional",
-    };
-    Ok(crate::ledger::grants::GrantSpec {
-        category,
-        priority: terms.priority.unwrap_or(crate::ledger::grants::DEFAULT_PRIORITY),
-        effective_at,
-        expires_at,
-        reference: None,
-    })
-}
-
-pub(crate) fn entry_view(entry: Entry) -> EntryView {
-    EntryView {
-        id: entry.id,
-        kind: entry.kind,
-        amount: entry.amount,
-        balance_after: entry.balance_after,
-        reason: entry.reason,
-        reference: entry.reference,
-        created_at: rfc3339(entry.created_at_ms),
-    }
 }
 
 pub(crate) fn user_view(account: &Account) -> UserView {

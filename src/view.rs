@@ -5,9 +5,9 @@
 //! every page load and every spend: SQLite hands each statement to its worker
 //! thread and PostgreSQL to another process.
 
-use super::ServiceError;
 use crate::db::{rfc3339, Kept};
 use crate::dto::CreditsView;
+use crate::error::ServiceError;
 use crate::exec::{Arg, Exec, ReadRow};
 use crate::ledger::grants::GrantRow;
 use crate::ledger::store::{Account, Entry};
@@ -139,7 +139,10 @@ fn one_sql(postgres: bool) -> &'static str {
     static CELL: [OnceLock<String>; 2] = [OnceLock::new(), OnceLock::new()];
     CELL[usize::from(postgres)]
         .get_or_init(|| {
-            as_json(postgres, &SNAPSHOT_ONE_SQL.replace("{due}", &crate::ledger::grants::due_exists("$1", "$2")))
+            as_json(
+                postgres,
+                &SNAPSHOT_ONE_SQL.replace("{due}", &crate::ledger::grants::due_exists("$1", "$2")),
+            )
         })
         .as_str()
 }
@@ -204,6 +207,45 @@ pub(crate) async fn snapshots<C: Exec>(
     users: &[&str],
     now: i64,
 ) -> Result<HashMap<String, Snapshot>, sqlx::Error> {
+    let mut rows = fetch_raw(conn, users, now).await?;
+    // The aggregate's order is the engine's; each row carries its place.
+    rows.sort_by(|a, b| (&a.2, a.0, a.1).cmp(&(&b.2, b.0, b.1)));
+    let mut found: HashMap<String, Snapshot> = HashMap::with_capacity(users.len());
+    // Each user's entries, grants and notices, until they join their account.
+    let mut parts: HashMap<String, Parts> = HashMap::new();
+    for row in rows {
+        match row.0 {
+            0 => {
+                let uid = row.2.clone();
+                found.insert(uid, snapshot_of(row)?);
+            }
+            1 => {
+                let entry = entry_of(&row)?;
+                parts.entry(row.2).or_default().0.push(entry);
+            }
+            2 => {
+                let grant = grant_of(&row)?;
+                parts.entry(row.2).or_default().1.push(grant);
+            }
+            _ => {
+                let notice = notice_of(&row)?;
+                parts.entry(row.2).or_default().2.push(notice);
+            }
+        }
+    }
+    for (uid, (recent, grants, notices)) in parts {
+        if let Some(snapshot) = found.get_mut(&uid) {
+            (snapshot.recent, snapshot.grants, snapshot.notices) = (recent, grants, notices);
+        }
+    }
+    Ok(found)
+}
+
+/// A user's entries, grants and notices, read apart from their account row.
+type Parts = (Vec<Entry>, Vec<GrantRow>, Vec<Notice>);
+
+/// The one statement's rows, decoded from the JSON array it aggregates to.
+async fn fetch_raw<C: Exec>(conn: &mut C, users: &[&str], now: i64) -> Result<Vec<RawRow>, sqlx::Error> {
     let postgres = conn.postgres();
     let rows = if let [user] = users {
         let args = vec![Arg::from(*user), now.into(), RECENT_ENTRIES.into(), NOTICES.into()];
@@ -221,88 +263,76 @@ pub(crate) async fn snapshots<C: Exec>(
         Some(row) => row.read(0)?,
         None => return Err(sqlx::Error::RowNotFound),
     };
-    let mut rows: Vec<RawRow> = match text {
-        Some(text) => serde_json::from_str(&text).map_err(|error| sqlx::Error::Decode(Box::new(error)))?,
-        None => Vec::new(),
+    match text {
+        Some(text) => serde_json::from_str(&text).map_err(|error| sqlx::Error::Decode(Box::new(error))),
+        None => Ok(Vec::new()),
+    }
+}
+
+fn number(value: Option<i64>) -> Result<i64, sqlx::Error> {
+    value.ok_or_else(|| sqlx::Error::Decode("a view row lacks a number".into()))
+}
+
+fn snapshot_of(row: RawRow) -> Result<Snapshot, sqlx::Error> {
+    let RawRow(_, _, _, t1, t2, t3, t4, n1, n2, n3, n4, n5, n6, n7, n8, n9, n10) = row;
+    let account = Account {
+        user_id: t1.unwrap_or_default(),
+        email: t2,
+        name: t3,
+        status: t4.unwrap_or_default(),
+        figures: Figures {
+            remaining: number(n1)?,
+            held: number(n2)?,
+            used: number(n3)?,
+            initial: number(n4)?,
+            bonus: number(n5)?,
+            adjustments: number(n6)?,
+            total: number(n7)?,
+        },
+        created_at_ms: number(n8)?,
+        updated_at_ms: number(n9)?,
     };
-    // The aggregate's order is the engine's; each row carries its place.
-    rows.sort_by(|a, b| (&a.2, a.0, a.1).cmp(&(&b.2, b.0, b.1)));
-    let mut found: HashMap<String, Snapshot> = HashMap::with_capacity(users.len());
-    // Each user's entries, grants and notices, until they join their account.
-    type Parts = (Vec<Entry>, Vec<GrantRow>, Vec<Notice>);
-    let mut parts: HashMap<String, Parts> = HashMap::new();
-    let missing = |what: &str| sqlx::Error::Decode(format!("a view row lacks {what}").into());
-    for row in rows {
-        let RawRow(part, _seq, uid, t1, t2, t3, t4, n1, n2, n3, n4, n5, n6, n7, n8, n9, n10) = row;
-        let n = |value: Option<i64>| value.ok_or_else(|| missing("a number"));
-        match part {
-            0 => {
-                let account = Account {
-                    user_id: t1.unwrap_or_default(),
-                    email: t2,
-                    name: t3,
-                    status: t4.unwrap_or_default(),
-                    figures: Figures {
-                        remaining: n(n1)?,
-                        held: n(n2)?,
-                        used: n(n3)?,
-                        initial: n(n4)?,
-                        bonus: n(n5)?,
-                        adjustments: n(n6)?,
-                        total: n(n7)?,
-                    },
-                    created_at_ms: n(n8)?,
-                    updated_at_ms: n(n9)?,
-                };
-                let snapshot = Snapshot {
-                    account,
-                    grants_due: n(n10)? != 0,
-                    recent: Vec::new(),
-                    grants: Vec::new(),
-                    notices: Vec::new(),
-                };
-                found.insert(uid, snapshot);
-            }
-            1 => parts.entry(uid).or_default().0.push(Entry {
-                id: n(n1)?,
-                kind: t1.unwrap_or_default(),
-                amount: n(n2)?,
-                balance_after: n(n3)?,
-                reason: t2,
-                reference: t3,
-                created_at_ms: n(n4)?,
-            }),
-            2 => parts.entry(uid.clone()).or_default().1.push(GrantRow {
-                id: n(n1)?,
-                user_id: uid,
-                kind: t1.unwrap_or_default(),
-                category: t2.unwrap_or_default(),
-                amount: n(n2)?,
-                remaining: n(n3)?,
-                held: n(n4)?,
-                priority: n(n5)?,
-                status: t3.unwrap_or_default(),
-                effective_at_ms: n(n6)?,
-                expires_at_ms: n7,
-            }),
-            _ => {
-                let payload: serde_json::Value =
-                    serde_json::from_str(t3.as_deref().unwrap_or_default()).unwrap_or_default();
-                parts.entry(uid).or_default().2.push(Notice {
-                    id: t1.unwrap_or_default(),
-                    event_type: t2.unwrap_or_default(),
-                    data: payload["data"].clone(),
-                    created_at: rfc3339(n(n1)?),
-                });
-            }
-        }
-    }
-    for (uid, (recent, grants, notices)) in parts {
-        if let Some(snapshot) = found.get_mut(&uid) {
-            (snapshot.recent, snapshot.grants, snapshot.notices) = (recent, grants, notices);
-        }
-    }
-    Ok(found)
+    let grants_due = number(n10)? != 0;
+    Ok(Snapshot { account, grants_due, recent: Vec::new(), grants: Vec::new(), notices: Vec::new() })
+}
+
+fn entry_of(row: &RawRow) -> Result<Entry, sqlx::Error> {
+    Ok(Entry {
+        id: number(row.7)?,
+        kind: row.3.clone().unwrap_or_default(),
+        amount: number(row.8)?,
+        balance_after: number(row.9)?,
+        reason: row.4.clone(),
+        reference: row.5.clone(),
+        created_at_ms: number(row.10)?,
+    })
+}
+
+fn grant_of(row: &RawRow) -> Result<GrantRow, sqlx::Error> {
+    Ok(GrantRow {
+        id: number(row.7)?,
+        user_id: row.2.clone(),
+        kind: row.3.clone().unwrap_or_default(),
+        category: row.4.clone().unwrap_or_default(),
+        amount: number(row.8)?,
+        remaining: number(row.9)?,
+        held: number(row.10)?,
+        priority: number(row.11)?,
+        status: row.5.clone().unwrap_or_default(),
+        effective_at_ms: number(row.12)?,
+        expires_at_ms: row.13,
+    })
+}
+
+fn notice_of(row: &RawRow) -> Result<Notice, sqlx::Error> {
+    let payload: serde_json::Value =
+        serde_json::from_str(row.5.as_deref().unwrap_or_default()).unwrap_or_default();
+    Ok(Notice {
+        id: row.3.clone().unwrap_or_default(),
+        event_type: row.4.clone().unwrap_or_default(),
+        data: payload["data"].clone(),
+        created_at: rfc3339(number(row.7)?),
+    })
 }
 
 /// The contract's view of a snapshot.
@@ -326,7 +356,7 @@ pub(crate) fn view(snapshot: &Snapshot, cost_per_video: i64) -> CreditsView {
         held: account.figures.held,
         cost_per_video,
         can_generate_video: account.status == "active" && account.figures.remaining >= cost_per_video,
-        recent: recent.iter().cloned().map(super::entry_view).collect(),
+        recent: recent.iter().cloned().map(entry_view).collect(),
         updated_at: rfc3339(account.updated_at_ms),
         grants: grants
             .iter()
@@ -403,7 +433,7 @@ impl ViewReader {
                     loop {
                         let batch = {
                             let mut receiver = receiver.lock().await;
-                            crate::group_commit::next_batch(&mut receiver, MAX_READ_BATCH).await
+                            crate::batching::next_batch(&mut receiver, MAX_READ_BATCH).await
                         };
                         let Some(batch) = batch else { break };
                         answer_batch(&inner, &mut kept, batch).await;
@@ -464,5 +494,18 @@ async fn answer_batch(inner: &ReaderInner, kept: &mut Option<Kept>, batch: Vec<W
                 let _ = reply.send(Err(message.clone()));
             }
         }
+    }
+}
+
+/// One ledger entry as history shows it.
+pub(crate) fn entry_view(entry: Entry) -> crate::dto::EntryView {
+    crate::dto::EntryView {
+        id: entry.id,
+        kind: entry.kind,
+        amount: entry.amount,
+        balance_after: entry.balance_after,
+        reason: entry.reason,
+        reference: entry.reference,
+        created_at: rfc3339(entry.created_at_ms),
     }
 }

@@ -489,7 +489,7 @@ impl CreditsService {
             user_id: user_id.to_string(),
             rollover_cap: self.inner.settings.subscription_rollover_cap,
         };
-        self.inner.writer.submit(LedgerOp::Purchase(pending)).await?.into_count()
+        self.inner.writer.submit(LedgerOp::PendingPurchases(pending)).await?.into_count()
     }
 
     /// Starts and ends a user's due grants before their figures are shown, so

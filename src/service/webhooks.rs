@@ -5,11 +5,11 @@
 
 use super::{CreditsService, ServiceError};
 use crate::auth::Principal;
-use crate::ledger::{store, Figures};
-use crate::payments::{self, PaymentOutcome, ReversalOutcome};
+use crate::ledger::store;
 use crate::webhooks::{clerk, creem, Rejection};
+use crate::writer::{ClerkDelivery, CreemDelivery, LedgerOp};
 use serde::Serialize;
-use sqlx::{AnyConnection, Row};
+use sqlx::Row;
 
 /// Refused deliveries kept in `webhook_deliveries` (the newest); older ones
 /// are deleted as new ones come, and `webhook_rejections` keeps the counts.
@@ -47,72 +47,6 @@ pub struct Delivery {
     /// The first bytes of a refused delivery's body (at most 1 KiB); none for verified ones.
     pub body_prefix: Option<String>,
     pub received_at: String,
-}
-
-/// The audit entry of a test webhook: which admin sent it, and what it did
-/// to the admin's own figures.
-async fn audit_test_webhook(
-    conn: &mut AnyConnection,
-    admin: &Principal,
-    before: Option<&Figures>,
-    detail: &str,
-) -> Result<(), sqlx::Error> {
-    let after = store::load(conn, &admin.user_id).await?.map(|account| account.figures);
-    let name = admin.name.as_deref().or(admin.email.as_deref()).unwrap_or(&admin.user_id);
-    let reason = format!("test webhook sent by {name} (a test, not revenue): {detail}");
-    let action = crate::audit::Action {
-        actor: &format!("admin:{}", admin.user_id),
-        action: "webhook.test",
-        target_user: Some(&admin.user_id),
-        reason: &reason.chars().take(crate::requests::MAX_REASON_CHARS).collect::<String>(),
-        before,
-        after: after.as_ref(),
-    };
-    crate::audit::record(conn, &action).await
-}
-
-async fn log_delivery(
-    conn: &mut AnyConnection,
-    provider: &str,
-    event: Option<(&str, &str)>,
-    outcome: &str,
-    reason: &str,
-) -> Result<(), sqlx::Error> {
-    metrics::counter!("webhook_deliveries_total", "provider" => provider.to_string(), "outcome" => outcome.to_string())
-        .increment(1);
-    sqlx::query(
-        "INSERT INTO webhook_deliveries (provider, event_id, event_type, outcome, reason, received_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(provider)
-    .bind(event.map(|(id, _)| id))
-    .bind(event.map(|(_, kind)| kind))
-    .bind(outcome)
-    .bind(reason)
-    .bind(crate::db::now_ms())
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-/// Claims an event id; false when it was processed before.
-async fn claim_event(
-    conn: &mut AnyConnection,
-    provider: &str,
-    id: &str,
-    kind: &str,
-) -> Result<bool, sqlx::Error> {
-    let row = sqlx::query(
-        "INSERT INTO webhook_events (provider, event_id, event_type, received_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT DO NOTHING RETURNING event_id",
-    )
-    .bind(provider)
-    .bind(id)
-    .bind(kind)
-    .bind(crate::db::now_ms())
-    .fetch_optional(&mut *conn)
-    .await?;
-    Ok(row.is_some())
 }
 
 /// How many deliveries one provider refused for one reason, and the latest when.
@@ -227,72 +161,25 @@ impl CreditsService {
         if let (Some(_), creem::Event::Payment(payment)) = (test_by, &mut event) {
             payment.test = true;
         }
-        let ids = (envelope.id.as_str(), envelope.event_type.as_str());
-        let mut tx = self.inner.db.pool.begin().await?;
-        if !claim_event(&mut tx, "creem", ids.0, ids.1).await? {
-            log_delivery(&mut tx, "creem", Some(ids), "duplicate", "event id seen before").await?;
-            tx.commit().await?;
-            tracing::info!(event_id = ids.0, event_type = ids.1, "creem webhook duplicate");
-            return Ok(WebhookOutcome::new("duplicate", "event id seen before"));
-        }
-        let before = match test_by {
-            Some(admin) => store::load(&mut tx, &admin.user_id).await?.map(|account| account.figures),
-            None => None,
+        let delivery = CreemDelivery {
+            event_id: envelope.id,
+            event_type: envelope.event_type,
+            event,
+            test_by: test_by.cloned(),
+            settings: self.inner.settings.clone(),
         };
-        let (outcome, detail, waiting_user) = self.apply_creem(&mut tx, ids, &event).await?;
-        if let Some(admin) = test_by {
-            audit_test_webhook(&mut tx, admin, before.as_ref(), &detail).await?;
-        }
-        log_delivery(&mut tx, "creem", Some(ids), outcome, &detail).await?;
-        tx.commit().await?;
+        let ids = (delivery.event_id.clone(), delivery.event_type.clone());
+        let done = self.inner.writer.submit(LedgerOp::creem(delivery)).await?.into_delivered()?;
+        let (outcome, detail) = (done.outcome, done.detail);
         tracing::info!(event_id = ids.0, event_type = ids.1, outcome, %detail, "creem webhook");
-        if let Some(user_id) = waiting_user {
-            // The user may have appeared while this transaction ran (see credit_pending_payments).
+        if let Some(user_id) = done.recheck_user {
+            // The user may have appeared while the delivery ran (see credit_pending_payments).
             let exists = store::load(&mut *self.inner.db.pool.acquire().await?, &user_id).await?.is_some();
             if exists {
                 self.credit_pending_payments(&user_id).await?;
             }
         }
         Ok(WebhookOutcome::new(outcome, detail))
-    }
-
-    /// A verified, new Creem event's effect: the outcome, its detail, and the
-    /// user a pending payment names (checked again after the commit).
-    async fn apply_creem(
-        &self,
-        tx: &mut AnyConnection,
-        ids: (&str, &str),
-        event: &creem::Event,
-    ) -> Result<(&'static str, String, Option<String>), ServiceError> {
-        let mut waiting_user = None;
-        let (outcome, detail) = match event {
-            creem::Event::Payment(payment) => {
-                match payments::record_payment(tx, ids.0, payment, &self.inner.settings).await? {
-                    PaymentOutcome::Credited { user_id, credits } => {
-                        ("accepted", format!("credited {credits} to {user_id}"))
-                    }
-                    PaymentOutcome::PendingUser => {
-                        waiting_user = payment.user_id.clone();
-                        ("accepted", "stored until the user appears".to_string())
-                    }
-                    PaymentOutcome::UnknownProduct => (
-                        "accepted",
-                        format!("unknown product {}: recorded, not credited", payment.product_id),
-                    ),
-                    PaymentOutcome::Duplicate => ("duplicate", "payment already recorded".to_string()),
-                }
-            }
-            creem::Event::Reversal(reversal) => match payments::record_reversal(tx, reversal).await? {
-                ReversalOutcome::ClawedBack { user_id, credits } => {
-                    ("accepted", format!("clawed back {credits} from {user_id}"))
-                }
-                ReversalOutcome::Recorded => ("accepted", "recorded".to_string()),
-                ReversalOutcome::Unmatched => ("accepted", "no matching payment; recorded".to_string()),
-                ReversalOutcome::Duplicate => ("duplicate", "refund or dispute already recorded".to_string()),
-            },
-            creem::Event::Ignored => ("ignored", format!("event type {} is not used", ids.1)),
-        };
-        Ok((outcome, detail, waiting_user))
     }
 
     /// `POST /api/webhooks/clerk`.
@@ -315,46 +202,17 @@ impl CreditsService {
                 return Err(self.reject(refused, ServiceError::Invalid(error)).await);
             }
         };
-        let ids = (message_id, event_type.as_str());
-        let mut tx = self.inner.db.pool.begin().await?;
-        if !claim_event(&mut tx, "clerk", ids.0, ids.1).await? {
-            log_delivery(&mut tx, "clerk", Some(ids), "duplicate", "message id seen before").await?;
-            tx.commit().await?;
-            return Ok(WebhookOutcome::new("duplicate", "message id seen before"));
-        }
-        let mut appeared = None;
-        let (outcome, detail) = match &event {
-            clerk::Event::UserUpserted { user_id, email, email_verified, name, .. } => {
-                let initial = self.inner.settings.initial_credits;
-                let email =
-                    email.as_deref().map(|address| store::EmailClaim { address, verified: *email_verified });
-                let name = name.as_deref();
-                let created =
-                    store::create_if_missing(&mut tx, user_id, email, name, initial, self.initial_grant())
-                        .await?;
-                if !created {
-                    store::update_profile(&mut tx, user_id, email, name).await?;
-                }
-                appeared = Some(user_id.clone());
-                (
-                    "accepted",
-                    if created { format!("account {user_id} created") } else { format!("{user_id} updated") },
-                )
-            }
-            clerk::Event::UserDeleted { user_id } => {
-                sqlx::query("UPDATE accounts SET status = 'closed', updated_at = $1 WHERE user_id = $2")
-                    .bind(crate::db::now_ms())
-                    .bind(user_id)
-                    .execute(&mut *tx)
-                    .await?;
-                ("accepted", format!("account {user_id} closed; its ledger is kept"))
-            }
-            clerk::Event::Ignored => ("ignored", format!("event type {event_type} is not used")),
+        let delivery = ClerkDelivery {
+            message_id: message_id.to_string(),
+            event_type: event_type.clone(),
+            event,
+            initial_credits: self.inner.settings.initial_credits,
+            initial_grant: self.initial_grant(),
         };
-        log_delivery(&mut tx, "clerk", Some(ids), outcome, &detail).await?;
-        tx.commit().await?;
+        let done = self.inner.writer.submit(LedgerOp::Profile(delivery)).await?.into_delivered()?;
+        let (outcome, detail) = (done.outcome, done.detail);
         tracing::info!(message_id, event_type = %event_type, outcome, %detail, "clerk webhook");
-        if let Some(user_id) = appeared {
+        if let (Some(user_id), "accepted") = (done.recheck_user, outcome) {
             self.credit_pending_payments(&user_id).await?;
         }
         Ok(WebhookOutcome::new(outcome, detail))

@@ -9,7 +9,8 @@
 //! the previous one was committing, so a lone request waits for nobody.
 //!
 //! - `op`: what can change a balance, and what each answers;
-//! - `credits`, `hold`, `account`: how each operation runs in a transaction;
+//! - `credits`, `hold`, `account`, `delivery`: how each operation runs in a
+//!   transaction;
 //! - `batch`: one batch's transaction, set-wise where it can be;
 //! - `in_place`: SQLite's set-wise batches on the writer's own connection;
 //! - `conn`: the worker's kept connections.
@@ -18,6 +19,7 @@ mod account;
 mod batch;
 mod conn;
 mod credits;
+mod delivery;
 mod hold;
 mod in_place;
 mod op;
@@ -25,6 +27,7 @@ mod replay;
 
 pub use account::{ExpireDue, OpenAccount, Opened, OperatorAdjust, PendingPurchases, VoidGrant, Voided};
 pub use credits::{Changed, CreditChange};
+pub use delivery::{ClerkDelivery, CreemDelivery, Delivered};
 pub use hold::{HoldAction, HoldRequest};
 pub use op::{Applied, LedgerOp};
 pub use replay::Replayable;

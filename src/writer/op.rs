@@ -3,6 +3,7 @@
 
 use super::account::{ExpireDue, OpenAccount, Opened, OperatorAdjust, PendingPurchases, VoidGrant, Voided};
 use super::credits::{Changed, CreditChange};
+use super::delivery::{ClerkDelivery, CreemDelivery, Delivered};
 use super::hold::HoldRequest;
 use super::replay::Replayable;
 use crate::dto::HoldView;
@@ -33,8 +34,15 @@ pub enum LedgerOp {
     Void(VoidGrant),
     /// Due grants start and end; due holds let go of their credits.
     Expire(ExpireDue),
+    /// A Creem payment: credits bought (or a delivery Credits does not use).
+    Purchase(CreemDelivery),
+    /// A Creem refund or dispute: the purchase's credits go back.
+    Clawback(CreemDelivery),
     /// Credits payments that arrived before their user.
-    Purchase(PendingPurchases),
+    PendingPurchases(PendingPurchases),
+    /// A Clerk user event: the account is made (with its sign-up grant),
+    /// updated or closed.
+    Profile(ClerkDelivery),
     /// Makes the account, with its sign-up grant, exactly once.
     Open(OpenAccount),
     /// An operator's adjustment (`credits grant`).
@@ -54,9 +62,18 @@ pub enum Applied {
     Purchased(i64),
     Opened(Opened),
     Adjusted(Figures),
+    Delivered(Delivered),
 }
 
 impl LedgerOp {
+    /// The operation a verified Creem delivery asks for.
+    pub fn creem(delivery: CreemDelivery) -> Self {
+        match delivery.event {
+            crate::webhooks::creem::Event::Reversal(_) => Self::Clawback(delivery),
+            _ => Self::Purchase(delivery),
+        }
+    }
+
     /// The change a `POST /api/credits` request asks for.
     pub fn credits(change: CreditChange) -> Self {
         match change.request.action {
@@ -74,7 +91,9 @@ impl LedgerOp {
             Self::Hold(hold) | Self::Capture(hold) | Self::Release(hold) => &hold.target,
             Self::Void(void) => &void.owner,
             Self::Expire(due) => due.account(),
-            Self::Purchase(pending) => &pending.user_id,
+            Self::PendingPurchases(pending) => &pending.user_id,
+            Self::Purchase(delivery) | Self::Clawback(delivery) => delivery.account(),
+            Self::Profile(delivery) => delivery.account(),
             Self::Open(open) => &open.user_id,
             Self::Operator(adjust) => &adjust.user_id,
         }
@@ -138,7 +157,11 @@ impl LedgerOp {
             }
             Self::Void(void) => void.run(conn).await.map(Applied::Voided),
             Self::Expire(due) => due.run(conn).await.map(Applied::Expired),
-            Self::Purchase(pending) => pending.run(conn).await.map(Applied::Purchased),
+            Self::PendingPurchases(pending) => pending.run(conn).await.map(Applied::Purchased),
+            Self::Purchase(delivery) | Self::Clawback(delivery) => {
+                delivery.run(conn).await.map(Applied::Delivered)
+            }
+            Self::Profile(delivery) => delivery.run(conn).await.map(Applied::Delivered),
             Self::Open(open) => open.run(conn).await.map(Applied::Opened),
             Self::Operator(adjust) => adjust.run(conn).await.map(Applied::Adjusted),
         }
@@ -183,6 +206,13 @@ impl Applied {
         match self {
             Self::Opened(opened) => Ok(opened),
             other => Err(mismatch("an account opening", &other)),
+        }
+    }
+
+    pub fn into_delivered(self) -> Result<Delivered, ServiceError> {
+        match self {
+            Self::Delivered(delivered) => Ok(delivered),
+            other => Err(mismatch("a webhook delivery", &other)),
         }
     }
 

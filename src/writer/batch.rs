@@ -21,19 +21,10 @@
 //! another instance) never wait on each other in a cycle.
 
 use super::conn::Conn;
-use super::credits::{answers_in, CreditChange};
-use super::op::{Applied, LedgerOp};
+use super::credits::answers_in;
+use super::op::LedgerOp;
+use super::work::{applied_spends, plain_holds, plain_spends, Answer, Phases, Queued};
 use crate::error::ServiceError;
-use crate::holds::batch::HoldOp;
-use crate::ledger::batch::PlainSpend;
-use tokio::sync::oneshot;
-
-pub(super) type Answer = Result<Applied, ServiceError>;
-
-pub(super) struct Queued {
-    pub(super) op: LedgerOp,
-    pub(super) reply: oneshot::Sender<Answer>,
-}
 
 /// How many times an operation alone runs when the database keeps rolling
 /// it back as a deadlock's victim.
@@ -91,24 +82,6 @@ async fn run_shared(conn: &mut Conn, mut batch: Vec<Queued>) {
             }
         }
     }
-}
-
-pub(super) fn plain_spends(batch: &[Queued]) -> Vec<PlainSpend<'_>> {
-    batch.iter().filter_map(|queued| queued.op.plain_spend()).collect()
-}
-
-pub(super) fn plain_holds(batch: &[Queued]) -> Vec<HoldOp<'_>> {
-    batch.iter().filter_map(|queued| queued.op.plain_hold()).collect()
-}
-
-/// The spends of `batch` that were applied set-wise, in batch order.
-pub(super) fn applied_spends<'a>(batch: &'a [Queued], applied: &[bool]) -> Vec<&'a CreditChange> {
-    batch
-        .iter()
-        .zip(applied)
-        .filter(|(_, applied)| **applied)
-        .filter_map(|(queued, _)| queued.op.spend())
-        .collect()
 }
 
 /// All operations in one transaction; `Err` when the batch must be retried
@@ -197,23 +170,4 @@ async fn run_alone_once(conn: &mut Conn, op: &LedgerOp) -> Answer {
         phase.done("commit");
     }
     answer
-}
-
-/// How long each phase of a transaction of the writer (a batch, or an
-/// operation alone) took: `group_commit_phase_seconds` by `phase`: `begin`,
-/// `work` (every statement) and `commit` (the flush included). Where a
-/// batch's time goes is what decides the spend rate.
-pub(super) struct Phases(std::time::Instant);
-
-impl Phases {
-    pub(super) fn start() -> Self {
-        Self(std::time::Instant::now())
-    }
-
-    pub(super) fn done(&mut self, phase: &'static str) {
-        let now = std::time::Instant::now();
-        metrics::histogram!("group_commit_phase_seconds", "phase" => phase)
-            .record(now.duration_since(self.0).as_secs_f64());
-        self.0 = now;
-    }
 }

@@ -16,10 +16,10 @@
 //! The thread blocks meanwhile (the flush included), so the runtime is told
 //! to move its other work elsewhere (`block_in_place`).
 
-use super::batch::{applied_spends, plain_holds, plain_spends, Answer, Phases, Queued};
 use super::conn::Conn;
 use super::credits::answers_in;
 use super::op::LedgerOp;
+use super::work::{applied_spends, plain_holds, plain_spends, Answer, Phases, Queued};
 use crate::exec::{finish_now, SqliteWriter};
 
 type Answers = Vec<Option<Answer>>;

@@ -11,6 +11,7 @@
 //! - `op`: what can change a balance, and what each answers;
 //! - `credits`, `hold`, `account`, `delivery`: how each operation runs in a
 //!   transaction;
+//! - `work`: a queued operation, a batch's set-wise parts, phase timings;
 //! - `batch`: one batch's transaction, set-wise where it can be;
 //! - `in_place`: SQLite's set-wise batches on the writer's own connection;
 //! - `conn`: the worker's kept connections.
@@ -24,6 +25,7 @@ mod hold;
 mod in_place;
 mod op;
 mod replay;
+mod work;
 
 pub use account::{ExpireDue, OpenAccount, Opened, OperatorAdjust, PendingPurchases, VoidGrant, Voided};
 pub use credits::{Changed, CreditChange};
@@ -33,10 +35,10 @@ pub use op::{Applied, LedgerOp};
 pub use replay::Replayable;
 
 use crate::error::ServiceError;
-use batch::Queued;
 use sqlx::AnyPool;
 use std::sync::{Arc, OnceLock};
 use tokio::sync::{mpsc, oneshot};
+use work::Queued;
 
 /// The writer of one process (cheap to clone).
 #[derive(Clone)]

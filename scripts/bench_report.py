@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Writes BENCHMARKS.md from target/bench/*.json (scripts/bench.sh runs this)."""
+"""Writes BENCHMARKS.md from target/bench/*.json (scripts/bench.sh runs this): the
+report of one run and nothing else; the reasons behind the design are in docs/decisions/."""
 import datetime
 import json
 import os
@@ -127,7 +128,5 @@ for name, goal, value, bound in targets:
     miss = "" if met else f" — missed by {short:.1f}%" if short < 1 else f" — missed by {short:.0f}%"
     w(f"| {name} | {goal} | {text} | {'yes' if met else 'no' + miss} |")
 w("")
-notes = os.path.join(ROOT, "scripts", "bench_notes.md")
-if os.path.exists(notes):
-    w(open(notes).read())
+w("Why the design is what it is, with the A/B figures behind each choice: `docs/decisions/`.")
 sys.stdout.write("\n".join(out) + "\n")

@@ -208,9 +208,12 @@ impl Db {
             Backend::Sqlite => options.test_before_acquire(false).after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     conn.execute(SQLITE_PRAGMAS).await?;
-                    let sizes =
-                        format!("PRAGMA cache_size = -{sqlite_cache_kib}; PRAGMA soft_heap_limit = {SQLITE_HEAP_LIMIT};");
-                    conn.execute(sizes.as_str()).await?;
+                    if crate::tuning::get().fixed_page_cache {
+                        let sizes = format!(
+                            "PRAGMA cache_size = -{sqlite_cache_kib}; PRAGMA soft_heap_limit = {SQLITE_HEAP_LIMIT};"
+                        );
+                        conn.execute(sizes.as_str()).await?;
+                    }
                     Ok(())
                 })
             }),

@@ -39,6 +39,8 @@ pub mod service;
 #[cfg(feature = "ssr")]
 pub mod stats;
 #[cfg(feature = "ssr")]
+pub mod tuning;
+#[cfg(feature = "ssr")]
 pub mod view;
 #[cfg(feature = "ssr")]
 pub mod webhooks;

@@ -161,7 +161,9 @@ pub fn spawn_background(
         loop {
             ticker.tick().await;
             if trimmed.elapsed() >= memory::TRIM_EVERY {
-                memory::return_free_memory();
+                if credits::tuning::get().malloc_trim {
+                    memory::return_free_memory();
+                }
                 trimmed = std::time::Instant::now();
                 // Ended sessions only take room; once per trim is often enough.
                 if let Err(error) = credits::auth::local::sweep(&pool, 500).await {

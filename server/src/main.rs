@@ -20,6 +20,15 @@ async fn run() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    credits_server::memory::give_sqlite_a_page_buffer();
+    let tuning = match credits::tuning::Tuning::from_env() {
+        Ok(tuning) => tuning,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if tuning.fixed_page_cache {
+        credits_server::memory::give_sqlite_a_page_buffer();
+    }
     credits_server::cli::run(credits_server::cli::Cli::parse()).await
 }

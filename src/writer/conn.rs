@@ -83,14 +83,19 @@ impl Conn {
                 conn.discard();
             }
         }
-        if self.held.is_none() {
+        let kept = crate::tuning::get().kept_connections;
+        if !kept {
+            // Measuring without kept connections: one from the pool per
+            // transaction (the previous one goes back as it is replaced).
+            self.held = Some(Kept::open(&self.pool, false).await?);
+        } else if self.held.is_none() {
             self.held = Some(Kept::open(&self.pool, !self.sqlite).await?);
         }
         let conn = self.held.as_mut().expect("a kept connection").conn();
         let statement = match (self.sqlite, batch) {
             (true, _) => "BEGIN IMMEDIATE",
-            (false, true) => PG_BATCH_BEGIN,
-            (false, false) => "BEGIN",
+            (false, true) if crate::tuning::get().planner_settings => PG_BATCH_BEGIN,
+            (false, _) => "BEGIN",
         };
         let begun = conn.begin_with(statement).await;
         if let Err(error) = &begun {

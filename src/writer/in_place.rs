@@ -27,7 +27,11 @@ type Answers = Vec<Option<Answer>>;
 pub(super) fn run(conn: &mut Conn, batch: &[Queued]) -> Option<Answers> {
     let (spends, holds) = (plain_spends(batch), plain_holds(batch));
     let all_spends = spends.len() == batch.len();
-    if !conn.sqlite || batch.is_empty() || (!all_spends && holds.len() != batch.len()) {
+    if !conn.sqlite
+        || !crate::tuning::get().in_place
+        || batch.is_empty()
+        || (!all_spends && holds.len() != batch.len())
+    {
         return None;
     }
     let writer = conn.in_place()?;

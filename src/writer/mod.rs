@@ -116,7 +116,7 @@ impl Writer {
                 batch::run_batch(&mut conn, batch).await;
             }
         };
-        if sqlite {
+        if sqlite || !crate::tuning::get().own_threads {
             tokio::spawn(work);
         } else {
             crate::db::spawn_on_own_thread("group-commit", work);

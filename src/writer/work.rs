@@ -17,10 +17,16 @@ pub(super) struct Queued {
 }
 
 pub(super) fn plain_spends(batch: &[Queued]) -> Vec<PlainSpend<'_>> {
+    if !crate::tuning::get().set_wise_spends {
+        return Vec::new();
+    }
     batch.iter().filter_map(|queued| queued.op.plain_spend()).collect()
 }
 
 pub(super) fn plain_holds(batch: &[Queued]) -> Vec<HoldOp<'_>> {
+    if !crate::tuning::get().set_wise_holds {
+        return Vec::new();
+    }
     batch.iter().filter_map(|queued| queued.op.plain_hold()).collect()
 }
 

@@ -36,7 +36,7 @@ pub struct Db {
     /// Where batched balance changes are written (`writer`). SQLite:
     /// one connection of its own, kept open, so its page cache stays valid
     /// from one batch to the next (a connection drops its cache whenever
-    /// another one committed), and taken for good by the group commit's
+    /// another one committed), and taken for good by the writer's
     /// worker; PostgreSQL: the shared pool.
     pub writer: AnyPool,
     pub backend: Backend,
@@ -58,14 +58,12 @@ pub enum DbError {
 /// when another connection holds the write lock. The WAL is checkpointed
 /// into the database file every 10,000 pages (about 40 MB) instead of
 /// SQLite's 1,000: a page that many batches change (an account, an index
-/// page) is then copied once per checkpoint rather than ten times, which
-/// took 13–15 % off the writer's work per spend in `credits-bench spend
-/// --http` (BENCHMARKS.md). Durability is unchanged: a commit is in the
-/// synced WAL either way. Temporary files stay in memory (`temp_store`): a
-/// batch's multi-row statements keep a statement journal (to undo one
-/// statement alone), which otherwise spills to a temporary file past 64 KB;
-/// in memory, the server's CPU per spend fell 1–5 % and spends/s rose 2–9 %
-/// (BENCHMARKS.md, notes). Such a journal lives for one statement.
+/// page) is then copied once per checkpoint rather than ten times (decision
+/// 0016). Durability is unchanged: a commit is in the synced WAL either way.
+/// Temporary files stay in memory (`temp_store`): a batch's multi-row
+/// statements keep a statement journal (to undo one statement alone), which
+/// otherwise spills to a temporary file past 64 KB. Such a journal lives for
+/// one statement.
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
      PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 10000; \
      PRAGMA temp_store = MEMORY;";
@@ -91,10 +89,10 @@ const SQLITE_HEAP_LIMIT: u64 = 8 << 20;
 /// pinged on checkout.
 pub const PG_PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 
-/// A connection a worker keeps for good (the group commit's writers, the
+/// A connection a worker keeps for good (the writer's workers, the
 /// view reader's workers), so that no batch pays a pool checkout and the
 /// ping sqlx sends when a connection goes back to the pool. `Own`: opened by
-/// the worker on its own thread's runtime (the group commit's PostgreSQL
+/// the worker on its own thread's runtime (the writer's PostgreSQL
 /// writers), so that the socket is driven by that runtime and a reply wakes
 /// the worker at once, not behind the request handlers' tasks.
 pub(crate) enum Kept {
@@ -173,8 +171,8 @@ impl Db {
         // SQLite: every pool connection is opened at start and kept, as the
         // writer is. A connection is a handle and a thread inside this
         // process (nothing to go stale), and one opened late under load, or
-        // closed when idle and opened again, made memory and open files step
-        // up in the middle of a long run (RELIABILITY.md, soak).
+        // closed when idle and opened again, makes memory and open files step
+        // up in the middle of a long run.
         let options = match backend {
             Backend::Sqlite => options.min_connections(max_connections).idle_timeout(None).max_lifetime(None),
             Backend::Postgres => options,
@@ -260,7 +258,7 @@ impl Db {
     }
 }
 
-/// The group commit's own connection (`exec::SqliteWriter`) to the SQLite
+/// The writer's own connection (`exec::SqliteWriter`) to the SQLite
 /// file `pool` opens, with every connection's pragmas and the writer's cache
 /// size; `None` for an in-memory database, which another connection could
 /// not share.

@@ -3,10 +3,8 @@
 //!
 //! - sqlx's `AnyConnection` (both engines): every statement is a round trip
 //!   to the connection's own thread. Under load each hand-off waits for a
-//!   busy core: a statement that does no work (`BEGIN IMMEDIATE`) took
-//!   0.5 ms, and a hold batch's ten statements 5 ms (BENCHMARKS.md, "where a
-//!   batch's time goes").
-//! - `SqliteWriter`, a SQLite connection of the group commit's own, called in
+//!   busy core, so a batch of ten statements waits ten times (decision 0007).
+//! - `SqliteWriter`, a SQLite connection of the writer's own, called in
 //!   place: a whole batch (`BEGIN` to `COMMIT`) runs in one go on the calling
 //!   thread, without a hand-off per statement.
 //!
@@ -130,9 +128,9 @@ fn bound(sql: &str, args: Vec<Arg>) -> sqlx::query::Query<'_, sqlx::Any, sqlx::a
     })
 }
 
-/// The group commit's own SQLite connection, with the pragmas of every
+/// The writer's own SQLite connection, with the pragmas of every
 /// other (`db::SQLITE_PRAGMAS`) and the writer's cache size. Its calls run
-/// in place and block: the group commit calls it from
+/// in place and block: the writer calls it from
 /// `tokio::task::block_in_place`.
 pub struct SqliteWriter {
     conn: rusqlite::Connection,

@@ -6,6 +6,7 @@
 
 pub mod amount;
 pub mod dto;
+pub mod ids;
 pub mod ledger;
 pub mod plans;
 pub mod requests;

@@ -194,7 +194,7 @@ impl CreditsService {
         let change = CreditChange {
             scope: actor.to_string(),
             is_admin: true,
-            target,
+            target: super::user_id(&target)?,
             request,
             key: None,
             hash,

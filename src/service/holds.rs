@@ -92,7 +92,7 @@ impl CreditsService {
             privileged: caller.acts_for_others(),
             key,
             hash,
-            target: target.clone(),
+            target: super::user_id(&target)?,
             action: HoldAction::Create { amount, ttl_seconds: ttl, reason },
         };
         let answer = self
@@ -126,6 +126,9 @@ impl CreditsService {
             refuse_unknown(body, &[])?;
             Resolution::Release
         };
+        // Anything but a hold id names no hold.
+        let parsed_hold_id =
+            crate::ids::HoldId::parse(hold_id).map_err(|_| ServiceError::NotFound("no such hold".into()))?;
         // The owner never changes, so this read may happen outside the
         // transaction, and once known it is remembered.
         let owner = match self.inner.hold_owners.get(&hold_id.to_string()) {
@@ -147,14 +150,14 @@ impl CreditsService {
         let key = parse_key(idempotency_key)?;
         let route = format!("POST /api/holds/{hold_id}/{}", if capture { "capture" } else { "release" });
         let hash = crate::idempotency::request_hash(&route, &Value::Object(body.clone()).to_string());
-        let action = HoldAction::Resolve { hold_id: hold_id.to_string(), resolution };
+        let action = HoldAction::Resolve { hold_id: parsed_hold_id.clone(), resolution };
         let request = HoldRequest {
             scope: caller.user_id.clone(),
             api_key: caller.api_key.clone(),
             privileged: caller.acts_for_others(),
             key,
             hash,
-            target: owner,
+            target: super::user_id(&owner)?,
             action,
         };
         let op = if capture { LedgerOp::Capture(request) } else { LedgerOp::Release(request) };

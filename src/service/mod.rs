@@ -17,6 +17,7 @@ use crate::auth::{session_token, Admins, AuthError, Principal, SessionEnd};
 use crate::db::{rfc3339, Db};
 use crate::dto::{CreditsView, HistoryPage, SyncResponse, UserView};
 use crate::idempotency::{self, IdempotencyKey};
+use crate::ids::{GrantId, HoldId, UserId};
 use crate::ledger::check::{self, CheckReport};
 use crate::ledger::store::{self, Account, LedgerError};
 use crate::ledger::Figures;
@@ -335,7 +336,7 @@ impl CreditsService {
         let change = CreditChange {
             scope: caller.user_id.clone(),
             is_admin: caller.is_admin,
-            target,
+            target: user_id(&target)?,
             request,
             key,
             hash,
@@ -354,7 +355,7 @@ impl CreditsService {
             Changed::Answered(answer) => answer,
             Changed::Committed(target) => {
                 // The figures and lists as they are now that the change committed.
-                let snapshot = self.inner.views.read(&target).await?.ok_or(LedgerError::NoAccount)?;
+                let snapshot = self.inner.views.read(target.as_str()).await?.ok_or(LedgerError::NoAccount)?;
                 Replayable {
                     value: view::view(&snapshot, self.inner.settings.cost_per_video),
                     replayed: false,
@@ -406,7 +407,7 @@ impl CreditsService {
         let principal = Principal::user(user_id, None, None, false);
         self.ensure_account(&principal).await?;
         let adjust = crate::writer::OperatorAdjust {
-            user_id: user_id.to_string(),
+            user_id: crate::service::user_id(user_id)?,
             amount: amount.get(),
             reason: reason.to_string(),
         };
@@ -447,7 +448,7 @@ impl CreditsService {
             None => {
                 let initial = self.inner.settings.initial_credits;
                 let open = crate::writer::OpenAccount {
-                    user_id: caller.user_id.clone(),
+                    user_id: crate::service::user_id(&caller.user_id)?,
                     email: caller.email.clone(),
                     email_verified: caller.email_verified,
                     name: caller.name.clone(),
@@ -486,7 +487,7 @@ impl CreditsService {
             return Ok(0);
         }
         let pending = crate::writer::PendingPurchases {
-            user_id: user_id.to_string(),
+            user_id: crate::service::user_id(user_id)?,
             rollover_cap: self.inner.settings.subscription_rollover_cap,
         };
         self.inner.writer.submit(LedgerOp::PendingPurchases(pending)).await?.into_count()
@@ -501,7 +502,7 @@ impl CreditsService {
         if !crate::ledger::grants::has_due(&mut *pool.acquire().await?, user_id, now).await? {
             return Ok(false);
         }
-        let due = crate::writer::ExpireDue::Grants { user_id: user_id.to_string() };
+        let due = crate::writer::ExpireDue::Grants { user_id: crate::service::user_id(user_id)? };
         self.inner.writer.submit(LedgerOp::Expire(due)).await?.into_count()?;
         Ok(true)
     }
@@ -514,7 +515,7 @@ impl CreditsService {
         let users = crate::ledger::grants::users_due(&self.inner.db.pool, now, limit).await?;
         let mut changed = 0;
         for user_id in users {
-            let due = crate::writer::ExpireDue::Grants { user_id };
+            let due = crate::writer::ExpireDue::Grants { user_id: stored(UserId::parse(&user_id))? };
             changed += self.inner.writer.submit(LedgerOp::Expire(due)).await?.into_count()? as usize;
         }
         Ok(changed)
@@ -527,7 +528,10 @@ impl CreditsService {
         let due = crate::holds::due(&self.inner.db.pool, crate::db::now_ms(), limit).await?;
         let mut expired = 0;
         for (hold_id, owner) in due {
-            let due = crate::writer::ExpireDue::Hold { hold_id, owner };
+            let due = crate::writer::ExpireDue::Hold {
+                hold_id: stored(HoldId::parse(&hold_id))?,
+                owner: stored(UserId::parse(&owner))?,
+            };
             expired += self.inner.writer.submit(LedgerOp::Expire(due)).await?.into_count()? as usize;
         }
         Ok(expired)
@@ -557,7 +561,12 @@ impl CreditsService {
             .transpose()?
             .ok_or_else(|| ServiceError::NotFound("no such grant".into()))?;
         let actor = format!("admin:{}", caller.user_id);
-        let void = crate::writer::VoidGrant { grant_id, owner, reason: reason.to_string(), actor };
+        let void = crate::writer::VoidGrant {
+            grant_id: stored(GrantId::try_from(grant_id))?,
+            owner: stored(UserId::parse(&owner))?,
+            reason: reason.to_string(),
+            actor,
+        };
         let voided = self.inner.writer.submit(LedgerOp::Void(void)).await?.into_voided()?;
         let (owner, removed, after) = (voided.owner, voided.removed, voided.after);
         Ok(
@@ -584,6 +593,16 @@ fn profile_stale(account: &Account, caller: &Principal) -> bool {
     let (email, name) = (caller.email.as_deref(), caller.name.as_deref());
     (email.is_some() && account.email.as_deref() != email)
         || (name.is_some() && account.name.as_deref() != name)
+}
+
+/// A user id as a request or a session gives it.
+pub(crate) fn user_id(text: &str) -> Result<UserId, ServiceError> {
+    UserId::parse(text).map_err(ServiceError::Invalid)
+}
+
+/// An id read back from the database, which only ever stores well-formed ones.
+fn stored<T>(parsed: Result<T, String>) -> Result<T, ServiceError> {
+    parsed.map_err(|error| ServiceError::Internal(format!("a stored id is malformed: {error}")))
 }
 
 /// Refuses API keys on routes that belong to signed-in users.

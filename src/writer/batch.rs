@@ -21,8 +21,8 @@
 //! another instance) never wait on each other in a cycle.
 
 use super::conn::Conn;
-use super::credits::answers_in;
-use super::op::LedgerOp;
+use super::credits::{answers_in, Changed};
+use super::op::{Applied, LedgerOp};
 use super::work::{applied_spends, plain_holds, plain_spends, Answer, Phases, Queued};
 use crate::error::ServiceError;
 
@@ -121,8 +121,10 @@ async fn run_together(
     for (index, (queued, applied)) in batch.iter().zip(applied).enumerate() {
         if let Some((hold, figures)) = held.get_mut(index).and_then(Option::take) {
             answers.push(Ok(LedgerOp::hold_applied(&hold, &figures)));
-        } else if applied {
-            answers.push(Ok(read_here.next().unwrap_or_else(|| queued.op.spend_committed())));
+        } else if let (true, Some(change)) = (applied, queued.op.spend()) {
+            // PostgreSQL: the answer is read after the commit (`Committed`).
+            let committed = || Applied::Credits(Changed::Committed(change.target.clone()));
+            answers.push(Ok(read_here.next().unwrap_or_else(committed)));
         } else {
             let answer = queued.op.run(&mut tx).await;
             if let Err(error @ (ServiceError::Internal(_) | ServiceError::Retryable(_))) = &answer {

@@ -5,6 +5,7 @@ use super::replay::{claim_key, forget, store_response, Replayable};
 use crate::dto::CreditsView;
 use crate::error::ServiceError;
 use crate::idempotency::IdempotencyKey;
+use crate::ids::UserId;
 use crate::ledger::batch::PlainSpend;
 use crate::ledger::expiry;
 use crate::ledger::grants::{self, GrantEffect, GrantSpec};
@@ -21,7 +22,7 @@ pub struct CreditChange {
     pub scope: String,
     /// An admin's change: audited, with the figures before and after.
     pub is_admin: bool,
-    pub target: String,
+    pub target: UserId,
     pub request: ChangeRequest,
     pub key: Option<IdempotencyKey>,
     pub hash: String,
@@ -38,14 +39,14 @@ pub struct CreditChange {
 #[derive(Debug)]
 pub enum Changed {
     Answered(Replayable<CreditsView>),
-    Committed(String),
+    Committed(UserId),
 }
 
 impl CreditChange {
     pub(super) fn plain_spend(&self) -> Option<PlainSpend<'_>> {
         let plain = self.request.action == Action::Deduct && self.key.is_none() && !self.is_admin;
         plain.then(|| PlainSpend {
-            user_id: &self.target,
+            user_id: self.target.as_str(),
             amount: self.request.amount.get(),
             reason: self.request.reason.as_deref(),
             actor: &self.actor,
@@ -64,7 +65,7 @@ impl CreditChange {
     }
 
     async fn claimed(&self, conn: &mut AnyConnection) -> Result<Changed, ServiceError> {
-        let target = &self.target;
+        let target = self.target.as_str();
         let before = if self.is_admin {
             Some(store::lock(conn, target).await?.ok_or(LedgerError::NoAccount)?.figures)
         } else {
@@ -72,7 +73,7 @@ impl CreditChange {
         };
         apply_change(conn, target, &self.request, &self.actor).await?;
         if before.is_none() && self.key.is_none() {
-            return Ok(Changed::Committed(target.clone()));
+            return Ok(Changed::Committed(self.target.clone()));
         }
         let snapshot =
             view::snapshot(conn, target, crate::db::now_ms()).await?.ok_or(LedgerError::NoAccount)?;
@@ -108,7 +109,7 @@ pub(super) async fn answers_in<C: crate::exec::Exec>(
     changes
         .iter()
         .map(|change| {
-            let snapshot = snapshots.get(&change.target).ok_or(LedgerError::NoAccount)?;
+            let snapshot = snapshots.get(change.target.as_str()).ok_or(LedgerError::NoAccount)?;
             let value = view::view(snapshot, change.cost_per_video);
             Ok(super::Applied::Credits(Changed::Answered(Replayable { value, replayed: false })))
         })

@@ -7,6 +7,7 @@ use crate::error::ServiceError;
 use crate::holds::batch::HoldOp;
 use crate::holds::{self, Hold, HoldError, MadeBy, Resolution, Resolver};
 use crate::idempotency::IdempotencyKey;
+use crate::ids::{HoldId, UserId};
 use crate::ledger::Figures;
 use sqlx::AnyConnection;
 
@@ -14,7 +15,7 @@ use sqlx::AnyConnection;
 #[derive(Debug, Clone)]
 pub enum HoldAction {
     Create { amount: i64, ttl_seconds: i64, reason: Option<String> },
-    Resolve { hold_id: String, resolution: Resolution },
+    Resolve { hold_id: HoldId, resolution: Resolution },
 }
 
 /// A hold's creation or resolution and who asks for it.
@@ -29,7 +30,7 @@ pub struct HoldRequest {
     pub key: Option<IdempotencyKey>,
     pub hash: String,
     /// The hold's owner.
-    pub target: String,
+    pub target: UserId,
     pub action: HoldAction,
 }
 
@@ -54,7 +55,7 @@ pub(crate) fn view(hold: &Hold, figures: &Figures) -> HoldView {
 
 impl HoldRequest {
     fn made_by(&self) -> MadeBy {
-        MadeBy::of(self.api_key.as_deref(), &self.scope, &self.target)
+        MadeBy::of(self.api_key.as_deref(), &self.scope, self.target.as_str())
     }
 
     fn resolver(&self) -> Resolver<'_> {
@@ -72,7 +73,7 @@ impl HoldRequest {
         }
         match &self.action {
             HoldAction::Create { amount, ttl_seconds, reason } => Some(HoldOp::Create {
-                user_id: &self.target,
+                user_id: self.target.as_str(),
                 amount: *amount,
                 expires_at_ms: crate::db::now_ms() + ttl_seconds * 1000,
                 reason: reason.as_deref(),
@@ -81,8 +82,8 @@ impl HoldRequest {
                 made_by: self.made_by(),
             }),
             HoldAction::Resolve { hold_id, resolution: Resolution::Capture(None) } => Some(HoldOp::Capture {
-                hold_id,
-                user_id: &self.target,
+                hold_id: hold_id.as_str(),
+                user_id: self.target.as_str(),
                 actor: &self.scope,
                 api_key: self.api_key.as_deref(),
                 resolver: self.resolver(),
@@ -114,7 +115,7 @@ impl HoldRequest {
         let (hold, figures) = match &self.action {
             HoldAction::Create { amount, ttl_seconds, reason } => {
                 let expires_at = crate::db::now_ms() + ttl_seconds * 1000;
-                let (target, reason) = (&self.target, reason.as_deref());
+                let (target, reason) = (self.target.as_str(), reason.as_deref());
                 let made_by = self.made_by();
                 let created =
                     holds::create(conn, target, *amount, expires_at, reason, &self.scope, made_by).await?;
@@ -123,7 +124,9 @@ impl HoldRequest {
             }
             HoldAction::Resolve { hold_id, resolution } => {
                 let now = crate::db::now_ms();
-                match holds::resolve(conn, hold_id, *resolution, self.resolver(), &self.scope, now).await {
+                match holds::resolve(conn, hold_id.as_str(), *resolution, self.resolver(), &self.scope, now)
+                    .await
+                {
                     Ok(resolved) => resolved,
                     Err(HoldError::Resolved(status)) if status == "expired" => return Ok(None),
                     Err(error) => return Err(error.into()),

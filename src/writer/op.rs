@@ -87,15 +87,15 @@ impl LedgerOp {
     /// order, and every operation of one account goes to one worker.
     pub(super) fn account(&self) -> &str {
         match self {
-            Self::Spend(change) | Self::Grant(change) | Self::Adjust(change) => &change.target,
-            Self::Hold(hold) | Self::Capture(hold) | Self::Release(hold) => &hold.target,
-            Self::Void(void) => &void.owner,
+            Self::Spend(change) | Self::Grant(change) | Self::Adjust(change) => change.target.as_str(),
+            Self::Hold(hold) | Self::Capture(hold) | Self::Release(hold) => hold.target.as_str(),
+            Self::Void(void) => void.owner.as_str(),
             Self::Expire(due) => due.account(),
-            Self::PendingPurchases(pending) => &pending.user_id,
+            Self::PendingPurchases(pending) => pending.user_id.as_str(),
             Self::Purchase(delivery) | Self::Clawback(delivery) => delivery.account(),
             Self::Profile(delivery) => delivery.account(),
-            Self::Open(open) => &open.user_id,
-            Self::Operator(adjust) => &adjust.user_id,
+            Self::Open(open) => open.user_id.as_str(),
+            Self::Operator(adjust) => adjust.user_id.as_str(),
         }
     }
 
@@ -134,11 +134,6 @@ impl LedgerOp {
             Self::Hold(hold) | Self::Capture(hold) => hold.plain_hold(),
             _ => None,
         }
-    }
-
-    /// The answer to a plain spend applied set-wise, read after the commit.
-    pub(super) fn spend_committed(&self) -> Applied {
-        Applied::Credits(Changed::Committed(self.account().to_string()))
     }
 
     /// The answer to a plain hold request applied set-wise.

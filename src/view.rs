@@ -9,7 +9,7 @@ use crate::db::{rfc3339, Kept};
 use crate::dto::CreditsView;
 use crate::error::ServiceError;
 use crate::exec::{Arg, Exec, ReadRow};
-use crate::ledger::grants::GrantRow;
+use crate::ledger::grants::{GrantRow, GrantStatus};
 use crate::ledger::store::{Account, Entry};
 use crate::ledger::Figures;
 use crate::outbox::Notice;
@@ -299,7 +299,7 @@ fn snapshot_of(row: RawRow) -> Result<Snapshot, sqlx::Error> {
 fn entry_of(row: &RawRow) -> Result<Entry, sqlx::Error> {
     Ok(Entry {
         id: number(row.7)?,
-        kind: row.3.clone().unwrap_or_default(),
+        kind: crate::ledger::store::entry_kind(row.3.as_deref().unwrap_or_default())?,
         amount: number(row.8)?,
         balance_after: number(row.9)?,
         reason: row.4.clone(),
@@ -318,7 +318,7 @@ fn grant_of(row: &RawRow) -> Result<GrantRow, sqlx::Error> {
         remaining: number(row.9)?,
         held: number(row.10)?,
         priority: number(row.11)?,
-        status: row.5.clone().unwrap_or_default(),
+        status: GrantStatus::parse(row.5.as_deref().unwrap_or_default())?,
         effective_at_ms: number(row.12)?,
         expires_at_ms: row.13,
     })
@@ -340,14 +340,14 @@ pub(crate) fn view(snapshot: &Snapshot, cost_per_video: i64) -> CreditsView {
     let Snapshot { account, recent, grants, notices, .. } = snapshot;
     let next_expiry = grants
         .iter()
-        .filter(|grant| grant.status == "active" && grant.remaining > 0)
+        .filter(|grant| grant.status == GrantStatus::Active && grant.remaining > 0)
         .filter_map(|grant| grant.expires_at_ms.map(|at| (at, grant.remaining)))
         .min_by_key(|(at, _)| *at)
         .map(|(at, _)| crate::dto::NextExpiry {
             at: rfc3339(at),
             amount: grants
                 .iter()
-                .filter(|grant| grant.status == "active" && grant.expires_at_ms == Some(at))
+                .filter(|grant| grant.status == GrantStatus::Active && grant.expires_at_ms == Some(at))
                 .map(|grant| grant.remaining)
                 .sum(),
         });
@@ -360,7 +360,7 @@ pub(crate) fn view(snapshot: &Snapshot, cost_per_video: i64) -> CreditsView {
         updated_at: rfc3339(account.updated_at_ms),
         grants: grants
             .iter()
-            .filter(|grant| grant.remaining > 0 || grant.status == "scheduled")
+            .filter(|grant| grant.remaining > 0 || grant.status == GrantStatus::Scheduled)
             .map(|grant| crate::dto::GrantView {
                 id: grant.id,
                 kind: grant.kind.clone(),
@@ -501,7 +501,7 @@ async fn answer_batch(inner: &ReaderInner, kept: &mut Option<Kept>, batch: Vec<W
 pub(crate) fn entry_view(entry: Entry) -> crate::dto::EntryView {
     crate::dto::EntryView {
         id: entry.id,
-        kind: entry.kind,
+        kind: entry.kind.as_str().to_string(),
         amount: entry.amount,
         balance_after: entry.balance_after,
         reason: entry.reason,

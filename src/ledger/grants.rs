@@ -53,6 +53,39 @@ impl GrantSpec {
     }
 }
 
+/// Where a grant is in its life: `scheduled` until its start, `active`
+/// while it counts, then `expired` or `voided` for good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GrantStatus {
+    Scheduled,
+    Active,
+    Expired,
+    Voided,
+}
+
+impl GrantStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Scheduled => "scheduled",
+            Self::Active => "active",
+            Self::Expired => "expired",
+            Self::Voided => "voided",
+        }
+    }
+
+    /// A status as stored; the schema's CHECK allows only these.
+    pub fn parse(text: &str) -> Result<Self, sqlx::Error> {
+        match text {
+            "scheduled" => Ok(Self::Scheduled),
+            "active" => Ok(Self::Active),
+            "expired" => Ok(Self::Expired),
+            "voided" => Ok(Self::Voided),
+            other => Err(sqlx::Error::Decode(format!("unknown grant status `{other}`").into())),
+        }
+    }
+}
+
 /// A grant as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -65,7 +98,7 @@ pub struct GrantRow {
     pub remaining: i64,
     pub held: i64,
     pub priority: i64,
-    pub status: String,
+    pub status: GrantStatus,
     pub effective_at_ms: i64,
     pub expires_at_ms: Option<i64>,
 }
@@ -339,7 +372,7 @@ pub async fn list(conn: &mut AnyConnection, user_id: &str) -> Result<Vec<GrantRo
                 remaining: row.try_get("remaining")?,
                 held: row.try_get("held")?,
                 priority: row.try_get("priority")?,
-                status: row.try_get("status")?,
+                status: GrantStatus::parse(&row.try_get::<String, _>("status")?)?,
                 effective_at_ms: row.try_get("effective_at")?,
                 expires_at_ms: row.try_get("expires_at")?,
             })

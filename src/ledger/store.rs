@@ -34,7 +34,7 @@ pub struct EmailClaim<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub id: i64,
-    pub kind: String,
+    pub kind: EntryKind,
     pub amount: i64,
     pub balance_after: i64,
     pub reason: Option<String>,
@@ -335,7 +335,7 @@ pub async fn entries_before(
         .map(|row| {
             Ok(Entry {
                 id: row.try_get("id")?,
-                kind: row.try_get("kind")?,
+                kind: entry_kind(&row.try_get::<String, _>("kind")?)?,
                 amount: row.try_get("amount")?,
                 balance_after: row.try_get("balance_after")?,
                 reason: row.try_get("reason")?,
@@ -344,4 +344,9 @@ pub async fn entries_before(
             })
         })
         .collect()
+}
+
+/// An entry kind as stored; the schema's CHECK allows only the known ones.
+pub(crate) fn entry_kind(text: &str) -> Result<EntryKind, sqlx::Error> {
+    EntryKind::parse(text).ok_or_else(|| sqlx::Error::Decode(format!("unknown entry kind `{text}`").into()))
 }

@@ -463,10 +463,10 @@ const MOVES: [(&str, &str); 2] = [("hold_entry", "bigint"), ("capture_entry", "b
 /// Step 6: the (hold entry, capture entry) rows of `$1` as `r`, each with
 /// what its hold drew as `d`. On PostgreSQL a LATERAL lookup (`OFFSET 0`
 /// keeps the planner from flattening it back into a join), so each row reads
-/// its hold's draws through the primary key whatever the statistics say: as
-/// a plain join, before `grant_draws` was first analyzed, the planner guessed
-/// hundreds of draws per entry and hashed a full scan of the table instead,
-/// twice per batch (`bench/profiles/postgres-hold-capture.txt`).
+/// its hold's draws through the primary key whatever the statistics say: a
+/// plain join lets a planner without statistics of `grant_draws` (before it
+/// is first analyzed) guess many draws per entry and hash a full scan of the
+/// table instead.
 fn hold_draws(postgres: bool) -> String {
     let rows = table(postgres, "$1", &MOVES);
     if postgres {

@@ -9,8 +9,11 @@ use serde::{Deserialize, Serialize};
 pub const MAX_AMOUNT_EXCLUSIVE: i64 = 1_000_000_000;
 
 /// A validated, non-negative amount of credits below 10^9.
+///
+/// Deserializing goes through `TryFrom<i64>`, so a `Credits` read from JSON
+/// passes the same bounds check as one built by `parse_target`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
+#[serde(into = "i64", try_from = "i64")]
 pub struct Credits(i64);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,6 +60,21 @@ impl Credits {
     }
 }
 
+impl TryFrom<i64> for Credits {
+    type Error = AmountError;
+
+    /// The widest valid amount (a `set` target): 0 ..= 999_999_999.
+    fn try_from(raw: i64) -> Result<Self, AmountError> {
+        Self::parse_target(raw)
+    }
+}
+
+impl From<Credits> for i64 {
+    fn from(credits: Credits) -> i64 {
+        credits.0
+    }
+}
+
 impl std::fmt::Display for Credits {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.0.fmt(f)
@@ -90,5 +108,24 @@ mod tests {
         assert_eq!(Credits::from_json(&json!("10"), false), Err(AmountError::NotAnInteger));
         assert_eq!(Credits::from_json(&json!(1e20), false), Err(AmountError::NotAnInteger));
         assert_eq!(Credits::from_json(&json!(10), false).unwrap().get(), 10);
+    }
+
+    #[test]
+    fn deserializing_applies_the_bounds_check() {
+        let valid: Credits = serde_json::from_value(json!(250)).unwrap();
+        assert_eq!(valid.get(), 250);
+        assert_eq!(serde_json::from_value::<Credits>(json!(0)).unwrap().get(), 0);
+        assert_eq!(serde_json::from_value::<Credits>(json!(999_999_999)).unwrap().get(), 999_999_999);
+        assert!(serde_json::from_value::<Credits>(json!(-1)).is_err());
+        assert!(serde_json::from_value::<Credits>(json!(1_000_000_000)).is_err());
+        assert!(serde_json::from_value::<Credits>(json!(1.5)).is_err());
+        assert!(serde_json::from_value::<Credits>(json!("10")).is_err());
+    }
+
+    #[test]
+    fn serializing_round_trips_as_a_plain_number() {
+        let credits = Credits::parse_positive(42).unwrap();
+        assert_eq!(serde_json::to_value(credits).unwrap(), json!(42));
+        assert_eq!(serde_json::from_value::<Credits>(json!(42)).unwrap(), credits);
     }
 }

@@ -46,7 +46,7 @@ pub fn App() -> impl IntoView {
     // statement and the session, both in-process) and sends complete HTML in
     // one piece, so a page reads (and its forms work) before the WASM has
     // loaded, or without it; one piece is also one gzip stream and one write,
-    // which made pages ~40 % faster than in-order streaming (BENCHMARKS.md).
+    // cheaper than the many small writes of in-order streaming.
     view! {
         <Router>
             <components::Header />

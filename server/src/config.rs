@@ -346,77 +346,18 @@ fn load_settings(config_path: Option<String>) -> Result<FileSettings, ConfigErro
 pub fn parse_settings(text: &str) -> Result<FileSettings, String> {
     let file: FileConfig = toml::from_str(text).map_err(|error| error.to_string())?;
     let creem = file.creem.unwrap_or_default();
-    let creem_timeout_ms = creem.request_timeout_ms.unwrap_or(DEFAULT_CREEM_TIMEOUT_MS);
-    if !CREEM_TIMEOUT_MS.contains(&creem_timeout_ms) {
-        return Err(format!(
-            "creem.request_timeout_ms must be {} to {}",
-            CREEM_TIMEOUT_MS.start(),
-            CREEM_TIMEOUT_MS.end()
-        ));
-    }
-    if creem.success_url.as_ref().is_some_and(|url| !url.starts_with("http")) {
-        return Err("creem.success_url must be an http(s) URL".into());
-    }
+    let creem_timeout_ms = creem_timeout_ms(&creem)?;
     let mut settings = Settings::default();
     settings.initial_credits = file.initial_credits.unwrap_or(settings.initial_credits);
     settings.cost_per_video = file.cost_per_video.unwrap_or(settings.cost_per_video);
     for (index, plan) in file.plans.unwrap_or_default().into_iter().enumerate() {
-        let position = settings.plans.iter().position(|known| known.name == plan.name);
-        let base = position.map(|at| settings.plans[at].clone());
-        let merged = Plan {
-            price_cents: plan.price_cents.or(base.as_ref().map(|b| b.price_cents)).ok_or_else(|| {
-                format!("plans[{index}].price_cents is required for the new plan `{}`", plan.name)
-            })?,
-            credits: plan.credits.or(base.as_ref().map(|b| b.credits)).ok_or_else(|| {
-                format!("plans[{index}].credits is required for the new plan `{}`", plan.name)
-            })?,
-            creem_product_id: plan
-                .creem_product_id
-                .or(base.as_ref().map(|b| b.creem_product_id.clone()))
-                .unwrap_or_default(),
-            validity_days: plan.validity_days.or(base.and_then(|b| b.validity_days)),
-            name: plan.name,
-        };
-        match position {
-            Some(at) => settings.plans[at] = merged,
-            None => settings.plans.push(merged),
-        }
+        merge_plan(&mut settings.plans, index, plan)?;
     }
     settings.initial_valid_days = file.initial_credits_valid_days;
-    let subscriptions = file.subscriptions.unwrap_or_default();
-    settings.subscription_rollover_cap = match subscriptions.credits.as_deref() {
-        None | Some("expire") => None,
-        Some("rollover") => Some(subscriptions.rollover_cap.unwrap_or(i64::from(i32::MAX))),
-        Some(other) => {
-            return Err(format!("subscriptions.credits must be \"expire\" or \"rollover\", not `{other}`"))
-        }
-    };
+    settings.subscription_rollover_cap = rollover_cap(file.subscriptions.unwrap_or_default())?;
     settings.validate()?;
-    let file_alerts = file.alerts.unwrap_or_default();
-    let alerts = credits::ledger::alerts::AlertSettings {
-        low_balance: file_alerts.low_balance.unwrap_or(settings.cost_per_video),
-        expiring_within_days: file_alerts.expiring_within_days.unwrap_or(3),
-    };
-    if !(0..1_000_000_000).contains(&alerts.low_balance) || !(0..=365).contains(&alerts.expiring_within_days)
-    {
-        return Err("alerts.low_balance must be 0..1000000000 and alerts.expiring_within_days 0..=365".into());
-    }
-    let file_holds = file.holds.unwrap_or_default();
-    let defaults = HoldSettings::default();
-    let holds = HoldSettings {
-        default_ttl_seconds: file_holds.default_ttl_seconds.unwrap_or(defaults.default_ttl_seconds),
-        max_ttl_seconds: file_holds.max_ttl_seconds.unwrap_or(defaults.max_ttl_seconds),
-    };
-    if !(1..=30 * 24 * 3600).contains(&holds.max_ttl_seconds) {
-        return Err("holds.max_ttl_seconds must be 1 to 2592000".into());
-    }
-    if !(1..=holds.max_ttl_seconds).contains(&holds.default_ttl_seconds) {
-        return Err("holds.default_ttl_seconds must be 1 to holds.max_ttl_seconds".into());
-    }
-    let sweep_interval_ms = file_holds.sweep_interval_ms.unwrap_or(1000);
-    if !(50..=60_000).contains(&sweep_interval_ms) {
-        return Err("holds.sweep_interval_ms must be 50 to 60000".into());
-    }
+    let alerts = alert_settings(file.alerts.unwrap_or_default(), settings.cost_per_video)?;
+    let (holds, sweep_interval_ms) = hold_settings(file.holds.unwrap_or_default())?;
     let time_zone = match file.time_zone {
         Some(name) => name
             .parse::<chrono_tz::Tz>()
@@ -435,6 +376,93 @@ pub fn parse_settings(text: &str) -> Result<FileSettings, String> {
         time_zone,
         rate_limits,
     })
+}
+
+/// The Creem time-out, once the `[creem]` table is checked.
+fn creem_timeout_ms(creem: &FileCreem) -> Result<u64, String> {
+    let timeout_ms = creem.request_timeout_ms.unwrap_or(DEFAULT_CREEM_TIMEOUT_MS);
+    if !CREEM_TIMEOUT_MS.contains(&timeout_ms) {
+        return Err(format!(
+            "creem.request_timeout_ms must be {} to {}",
+            CREEM_TIMEOUT_MS.start(),
+            CREEM_TIMEOUT_MS.end()
+        ));
+    }
+    if creem.success_url.as_ref().is_some_and(|url| !url.starts_with("http")) {
+        return Err("creem.success_url must be an http(s) URL".into());
+    }
+    Ok(timeout_ms)
+}
+
+/// Puts the file's `plans[index]` over the built-in plan of the same name,
+/// or adds it as a new plan, which then needs a price and credits.
+fn merge_plan(plans: &mut Vec<Plan>, index: usize, plan: FilePlan) -> Result<(), String> {
+    let position = plans.iter().position(|known| known.name == plan.name);
+    let base = position.map(|at| plans[at].clone());
+    let merged = Plan {
+        price_cents: plan.price_cents.or(base.as_ref().map(|b| b.price_cents)).ok_or_else(|| {
+            format!("plans[{index}].price_cents is required for the new plan `{}`", plan.name)
+        })?,
+        credits: plan
+            .credits
+            .or(base.as_ref().map(|b| b.credits))
+            .ok_or_else(|| format!("plans[{index}].credits is required for the new plan `{}`", plan.name))?,
+        creem_product_id: plan
+            .creem_product_id
+            .or(base.as_ref().map(|b| b.creem_product_id.clone()))
+            .unwrap_or_default(),
+        validity_days: plan.validity_days.or(base.and_then(|b| b.validity_days)),
+        name: plan.name,
+    };
+    match position {
+        Some(at) => plans[at] = merged,
+        None => plans.push(merged),
+    }
+    Ok(())
+}
+
+/// How far a subscription's unused credits roll over: `None` when they expire.
+fn rollover_cap(subscriptions: FileSubscriptions) -> Result<Option<i64>, String> {
+    match subscriptions.credits.as_deref() {
+        None | Some("expire") => Ok(None),
+        Some("rollover") => Ok(Some(subscriptions.rollover_cap.unwrap_or(i64::from(i32::MAX)))),
+        Some(other) => {
+            Err(format!("subscriptions.credits must be \"expire\" or \"rollover\", not `{other}`"))
+        }
+    }
+}
+
+/// The `[alerts]` table; a low balance is by default one video's cost.
+fn alert_settings(file: FileAlerts, cost_per_video: i64) -> Result<credits::ledger::alerts::AlertSettings, String> {
+    let alerts = credits::ledger::alerts::AlertSettings {
+        low_balance: file.low_balance.unwrap_or(cost_per_video),
+        expiring_within_days: file.expiring_within_days.unwrap_or(3),
+    };
+    if !(0..1_000_000_000).contains(&alerts.low_balance) || !(0..=365).contains(&alerts.expiring_within_days)
+    {
+        return Err("alerts.low_balance must be 0..1000000000 and alerts.expiring_within_days 0..=365".into());
+    }
+    Ok(alerts)
+}
+
+/// The `[holds]` table: the hold time-outs and the expiry sweep's interval (ms).
+fn hold_settings(file: FileHolds) -> Result<(HoldSettings, u64), String> {
+    let defaults = HoldSettings::default();
+    let holds = HoldSettings {
+        default_ttl_seconds: file.default_ttl_seconds.unwrap_or(defaults.default_ttl_seconds),
+        max_ttl_seconds: file.max_ttl_seconds.unwrap_or(defaults.max_ttl_seconds),
+    };
+    if !(1..=30 * 24 * 3600).contains(&holds.max_ttl_seconds) {
+        return Err("holds.max_ttl_seconds must be 1 to 2592000".into());
+    }
+    if !(1..=holds.max_ttl_seconds).contains(&holds.default_ttl_seconds) {
+        return Err("holds.default_ttl_seconds must be 1 to holds.max_ttl_seconds".into());
+    }
+    let sweep_interval_ms = file.sweep_interval_ms.unwrap_or(1000);
+    if !(50..=60_000).contains(&sweep_interval_ms) {
+        return Err("holds.sweep_interval_ms must be 50 to 60000".into());
+    }
+    Ok((holds, sweep_interval_ms))
 }
 
 #[cfg(test)]

@@ -1,14 +1,12 @@
 //! Keeping the server's resident memory flat in a long run.
 //!
-//! A 30-minute SQLite soak (`credits-bench soak`) used to grow from 34 to
-//! 67 MB. Measured inside the server (SQLite's and malloc's own counters):
-//! the heap in use grew a little (SQLite's page caches filling), but most of
-//! the growth was freed memory that malloc kept. On SQLite a pool connection
-//! drops its page cache whenever another connection committed, every few
-//! milliseconds under load, so page-sized blocks were freed and taken again
-//! on 17 connection threads, each with a malloc arena of its own, and the
-//! arenas fragmented: in 15 minutes, 16 MiB in use in 37 MiB of arenas
-//! (RELIABILITY.md, soak).
+//! On SQLite a pool connection drops its page cache whenever another
+//! connection commits, every few milliseconds under load, so page-sized
+//! blocks are freed and taken again on many connection threads. With a
+//! malloc arena per thread those arenas fragment, and the process keeps
+//! freed memory it cannot reuse. So SQLite's page caches come from one
+//! buffer made at start, and malloc keeps few arenas, which the threads
+//! share.
 
 /// SQLite's page caches take their pages from one buffer of this many
 /// pages, made once at start, instead of from malloc. The caches' sizes

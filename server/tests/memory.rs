@@ -14,7 +14,7 @@ fn status(op: i32) -> i64 {
 }
 
 #[tokio::test]
-async fn sqlite_caches_are_bounded_and_take_their_pages_from_the_buffer() {
+async fn sqlite_caches_take_their_pages_from_the_buffer_never_from_malloc() {
     credits_server::memory::give_sqlite_a_page_buffer();
     let path = std::env::temp_dir().join(format!("credits-memory-{}.db", std::process::id()));
     let db = Db::connect(&format!("sqlite://{}", path.display()), 4).await.unwrap();
@@ -26,22 +26,26 @@ async fn sqlite_caches_are_bounded_and_take_their_pages_from_the_buffer() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert_eq!(db.pool.size(), 4, "the pool's connections, all open");
-    let one = |sql: &'static str, pool: &sqlx::AnyPool| {
-        let pool = pool.clone();
-        async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await.unwrap() }
-    };
-    assert_eq!(one("PRAGMA cache_size", &db.pool).await, -512, "a pool connection's cache: 512 KiB");
-    assert_eq!(one("PRAGMA cache_size", &db.writer).await, -2000, "the writer's cache: 2,000 KiB");
+    // Read through every connection, pool and writers alike, so each of
+    // their caches takes pages.
+    let mut readers = Vec::new();
+    for _ in 0..4 {
+        readers.push(db.pool.acquire().await.unwrap());
+    }
+    for reader in &mut readers {
+        let tables: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM sqlite_master").fetch_one(&mut **reader).await.unwrap();
+        assert!(tables > 0);
+    }
+    drop(readers);
+    let tables: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM sqlite_master").fetch_one(&db.writer).await.unwrap();
+    assert!(tables > 0);
     // The group commit's own writer connection (`credits::exec::SqliteWriter`).
     let mut in_place = credits::db::open_sqlite_writer(&db.pool).unwrap().expect("a file database");
-    let rows = credits::exec::finish_now(in_place.fetch_all("PRAGMA cache_size", vec![])).unwrap();
-    assert_eq!(rows[0].read::<i64>(0).unwrap(), -2000, "the in-place writer's cache: 2,000 KiB");
-    // Every cache full fits in the buffer: the server's pool connections at
-    // 512 KiB and the two writers at 2,000 KiB, in pages of 4 KiB.
-    let pages = (credits_server::POOL_CONNECTIONS as usize * 512 + 2 * 2_000) / 4;
-    assert!(credits_server::memory::SQLITE_PAGE_SLOTS >= pages, "{pages} pages of cache");
-    assert_eq!(one("PRAGMA soft_heap_limit", &db.pool).await, 8 << 20, "SQLite's heap: 8 MiB");
-    assert!(one("SELECT count(*) FROM sqlite_master", &db.pool).await > 0);
+    let rows =
+        credits::exec::finish_now(in_place.fetch_all("SELECT count(*) FROM sqlite_master", vec![])).unwrap();
+    assert!(rows[0].read::<i64>(0).unwrap() > 0);
     assert!(status(SQLITE_STATUS_PAGECACHE_USED) > 0, "cached pages sit in the buffer");
     assert_eq!(status(SQLITE_STATUS_PAGECACHE_OVERFLOW), 0, "no cached page came from malloc");
     drop(in_place);

@@ -26,12 +26,12 @@
 use super::{Hold, MadeBy, Resolver};
 use crate::exec::{Arg, Exec, ReadRow};
 use crate::ledger::batch::{
-    cached, draw_grants, entries_sql, first_grant_draw_sql, lock_accounts, statement_cell, table,
-    totals_json, Draw, StatementCell,
+    cached, draw_grants, entries_sql, figures_after_each, first_grant_draw_sql, lock_accounts,
+    statement_cell, table, totals_json, totals_per_account, Draw, StatementCell,
 };
 use crate::ledger::{Delta, EntryKind, Figures};
 use serde_json::json;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 /// One plain hold request of a batch.
 #[derive(Debug, Clone, Copy)]
@@ -90,6 +90,59 @@ pub async fn apply<C: Exec>(
     // 0. The worker keys acting, confirmed active in this transaction (one
     //    read for the batch); an op whose key was revoked is left to run on
     //    its own, where it is refused.
+    let active = active_keys(conn, ops, postgres).await?;
+    let allowed: Vec<bool> = ops.iter().map(|op| op.api_key().is_none_or(|id| active.contains(id))).collect();
+
+    // 1. The holds to capture, each open and unexpired one resolved once.
+    //    This comes first, as in `holds::resolve` (the hold, then its
+    //    account), so a batch and a lone capture of the same hold on
+    //    PostgreSQL take their locks in the same order.
+    let captures = captures_to_try(ops, &allowed);
+    let won = capture_holds(conn, &captures, now, postgres).await?;
+    if postgres {
+        let users = totals_per_account(ops.iter().map(|op| (op.user_id(), 0)));
+        lock_accounts(conn, &totals_json(&users)).await?;
+    }
+
+    // 2. Creations: each account debited once by its total, if it covers it.
+    apply_creations(conn, ops, &allowed, now, postgres, &mut out).await?;
+    // 3. Captures: each account's held credits moved to used by its total.
+    apply_captures(conn, &captures, &won, now, postgres, &mut out).await?;
+
+    // 4. One entry per applied op: holds first, then captures, in batch order.
+    let applied = |create: bool| -> Vec<usize> {
+        (0..ops.len())
+            .filter(|&index| out[index].is_some() && matches!(ops[index], HoldOp::Create { .. }) == create)
+            .collect()
+    };
+    let (create_indexes, capture_indexes) = (applied(true), applied(false));
+    if create_indexes.is_empty() && capture_indexes.is_empty() {
+        return Ok(out);
+    }
+    let order: Vec<usize> = create_indexes.iter().chain(&capture_indexes).copied().collect();
+    let entry_ids = insert_entries(conn, ops, &out, &order, now, postgres).await?;
+
+    // 5. Grants of the creations: where an account's first live grant covers
+    //    its total, it holds all of them there; other holds draw one by one.
+    record_creations(conn, ops, &mut out, &create_indexes, &entry_ids, now, postgres).await?;
+    // 6. Grants of the captures: what each hold drew moves from held to used,
+    //    and the capture entry records the same draws.
+    move_captured_draws(conn, &out, &capture_indexes, &entry_ids, postgres).await?;
+
+    // 7. What each entry causes besides: notices, metrics, the trace.
+    for &index in &order {
+        let (hold, figures) = out[index].as_ref().expect("applied");
+        after_entry(conn, &ops[index], hold, figures, now).await?;
+    }
+    Ok(out)
+}
+
+/// Step 0: which of the worker keys the ops name are still active.
+async fn active_keys<C: Exec>(
+    conn: &mut C,
+    ops: &[HoldOp<'_>],
+    postgres: bool,
+) -> Result<HashSet<String>, sqlx::Error> {
     let keys: Vec<serde_json::Value> = ops
         .iter()
         .filter_map(HoldOp::api_key)
@@ -97,73 +150,99 @@ pub async fn apply<C: Exec>(
         .into_iter()
         .map(|id| json!({"id": id}))
         .collect();
-    let active: HashSet<String> = if keys.is_empty() {
-        HashSet::new()
-    } else {
-        conn.fetch_all(active_keys_sql(postgres), vec![serde_json::Value::from(keys).to_string().into()])
-            .await?
-            .iter()
-            .map(|row| row.read(0))
-            .collect::<Result<_, _>>()?
-    };
-    let allowed = |op: &HoldOp<'_>| op.api_key().is_none_or(|id| active.contains(id));
-
-    // 1. The holds to capture, each open and unexpired one resolved once.
-    //    This comes first, as in `holds::resolve` (the hold, then its
-    //    account), so a batch and a lone capture of the same hold on
-    //    PostgreSQL take their locks in the same order.
-    let mut named = HashSet::new();
-    let captures: Vec<(usize, &str, Option<&str>)> = ops
+    if keys.is_empty() {
+        return Ok(HashSet::new());
+    }
+    conn.fetch_all(active_keys_sql(postgres), vec![serde_json::Value::from(keys).to_string().into()])
+        .await?
         .iter()
+        .map(|row| row.read(0))
+        .collect()
+}
+
+/// The captures the batch tries set-wise, as `(index, hold id, resolving
+/// user)`: each allowed capture whose hold no earlier op of the batch named
+/// (a hold named twice goes set-wise once; the other capture runs alone).
+fn captures_to_try<'a>(ops: &[HoldOp<'a>], allowed: &[bool]) -> Vec<(usize, &'a str, Option<&'a str>)> {
+    let mut named = HashSet::new();
+    ops.iter()
         .enumerate()
-        .filter_map(|(index, op)| match op {
-            HoldOp::Capture { hold_id, resolver, .. } if allowed(op) && named.insert(*hold_id) => {
-                Some((index, *hold_id, resolver.user()))
+        .filter_map(|(index, op)| match *op {
+            HoldOp::Capture { hold_id, resolver, .. } if allowed[index] && named.insert(hold_id) => {
+                Some((index, hold_id, resolver.user()))
             }
             _ => None,
         })
-        .collect();
-    let won: HashMap<String, Hold> = if captures.is_empty() {
-        HashMap::new()
-    } else {
-        let rows: Vec<serde_json::Value> =
-            captures.iter().map(|(_, id, user)| json!({"hold_id": id, "user_id": user})).collect();
-        conn.fetch_all(
-            capture_sql(postgres),
-            vec![now.into(), serde_json::Value::from(rows).to_string().into()],
-        )
+        .collect()
+}
+
+/// Step 1: resolves the holds of `captures` that are open, unexpired and
+/// theirs to capture, by id.
+async fn capture_holds<C: Exec>(
+    conn: &mut C,
+    captures: &[(usize, &str, Option<&str>)],
+    now: i64,
+    postgres: bool,
+) -> Result<HashMap<String, Hold>, sqlx::Error> {
+    if captures.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<serde_json::Value> =
+        captures.iter().map(|(_, id, user)| json!({"hold_id": id, "user_id": user})).collect();
+    conn.fetch_all(capture_sql(postgres), vec![now.into(), serde_json::Value::from(rows).to_string().into()])
         .await?
         .iter()
         .map(|row| super::hold_from_row(row).map(|hold| (hold.id.clone(), hold)))
-        .collect::<Result<_, _>>()?
-    };
-    if postgres {
-        let mut users: Vec<(&str, i64)> = ops.iter().map(|op| (op.user_id(), 0)).collect();
-        users.sort_unstable();
-        users.dedup();
-        lock_accounts(conn, &totals_json(&users)).await?;
-    }
+        .collect()
+}
 
-    // 2. Creations: each account debited once by its total, if it covers it.
-    let mut create_totals: BTreeMap<&str, i64> = BTreeMap::new();
-    for op in ops.iter().filter(|op| allowed(op)) {
-        if let HoldOp::Create { user_id, amount, .. } = op {
-            *create_totals.entry(user_id).or_default() += amount;
-        }
+/// Each allowed creation's account and amount, at its index (`None` for
+/// every other op).
+fn creation_requests<'a>(ops: &[HoldOp<'a>], allowed: &[bool]) -> Vec<Option<(&'a str, i64)>> {
+    ops.iter()
+        .zip(allowed)
+        .map(|(op, &allowed)| match *op {
+            HoldOp::Create { user_id, amount, .. } if allowed => Some((user_id, amount)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Takes one hold's amount back off the figures it left: held to remaining.
+fn undo_hold(figures: &mut Figures, amount: i64) {
+    figures.remaining += amount;
+    figures.held -= amount;
+}
+
+/// Takes one capture back off the figures it left: used to held.
+fn undo_capture(figures: &mut Figures, captured: i64) {
+    figures.held += captured;
+    figures.used -= captured;
+}
+
+/// Step 2: debits each account by its creations' total where it covers it,
+/// and puts each of those creations' new hold and figures in `out`.
+async fn apply_creations<C: Exec>(
+    conn: &mut C,
+    ops: &[HoldOp<'_>],
+    allowed: &[bool],
+    now: i64,
+    postgres: bool,
+    out: &mut [Option<(Hold, Figures)>],
+) -> Result<(), sqlx::Error> {
+    let requests = creation_requests(ops, allowed);
+    let totals = totals_per_account(requests.iter().flatten().copied());
+    if totals.is_empty() {
+        return Ok(());
     }
-    let create_users: Vec<(&str, i64)> = create_totals.into_iter().collect();
-    let mut after_creates = if create_users.is_empty() {
-        HashMap::new()
-    } else {
-        figures_per_user(conn, create_debit_sql(postgres), now, &totals_json(&create_users)).await?
-    };
-    // Walking backwards from each account's figures after all its creations.
-    for (index, op) in ops.iter().enumerate().rev() {
-        let HoldOp::Create { user_id, amount, expires_at_ms, reason, made_by, .. } = *op else { continue };
-        if !allowed(op) {
+    let after = figures_per_user(conn, create_debit_sql(postgres), now, &totals_json(&totals)).await?;
+    let after = after.iter().map(|(user, figures)| (user.as_str(), *figures)).collect();
+    for (index, figures) in figures_after_each(&requests, after, undo_hold).into_iter().enumerate() {
+        let (Some(figures), HoldOp::Create { user_id, amount, expires_at_ms, reason, made_by, .. }) =
+            (figures, ops[index])
+        else {
             continue;
-        }
-        let Some(figures) = after_creates.get_mut(user_id) else { continue };
+        };
         let hold = Hold {
             id: super::new_id(),
             user_id: user_id.to_string(),
@@ -177,142 +256,183 @@ pub async fn apply<C: Exec>(
             entry_id: None,
             made_by,
         };
-        out[index] = Some((hold, *figures));
-        figures.remaining += amount;
-        figures.held -= amount;
+        out[index] = Some((hold, figures));
     }
+    Ok(())
+}
 
-    // 3. Captures: each account's held credits moved to used by its total.
-    if !won.is_empty() {
-        let mut capture_totals: BTreeMap<&str, i64> = BTreeMap::new();
-        for hold in won.values() {
-            *capture_totals.entry(hold.user_id.as_str()).or_default() += hold.captured;
-        }
-        let users: Vec<(&str, i64)> = capture_totals.into_iter().collect();
-        let mut after = if users.is_empty() {
-            HashMap::new()
-        } else {
-            figures_per_user(conn, capture_move_sql(postgres), now, &totals_json(&users)).await?
-        };
-        for &(index, hold_id, _) in captures.iter().rev() {
-            let Some(hold) = won.get(hold_id) else { continue };
-            let figures = after.get_mut(hold.user_id.as_str()).ok_or_else(|| {
-                sqlx::Error::Protocol(format!("the account of captured hold {hold_id} was not updated"))
-            })?;
-            out[index] = Some((hold.clone(), *figures));
-            figures.held += hold.captured;
-            figures.used -= hold.captured;
-        }
+/// Step 3: moves each account's captured total from held to used, and puts
+/// each won capture's hold and figures in `out`.
+async fn apply_captures<C: Exec>(
+    conn: &mut C,
+    captures: &[(usize, &str, Option<&str>)],
+    won: &HashMap<String, Hold>,
+    now: i64,
+    postgres: bool,
+    out: &mut [Option<(Hold, Figures)>],
+) -> Result<(), sqlx::Error> {
+    if won.is_empty() {
+        return Ok(());
     }
+    let requests: Vec<Option<(&str, i64)>> = captures
+        .iter()
+        .map(|(_, hold_id, _)| won.get(*hold_id).map(|hold| (hold.user_id.as_str(), hold.captured)))
+        .collect();
+    let totals = totals_per_account(requests.iter().flatten().copied());
+    let after = figures_per_user(conn, capture_move_sql(postgres), now, &totals_json(&totals)).await?;
+    let after = after.iter().map(|(user, figures)| (user.as_str(), *figures)).collect();
+    let each = figures_after_each(&requests, after, undo_capture);
+    for (&(index, hold_id, _), figures) in captures.iter().zip(each) {
+        let Some(hold) = won.get(hold_id) else { continue };
+        let figures = figures.ok_or_else(|| {
+            sqlx::Error::Protocol(format!("the account of captured hold {hold_id} was not updated"))
+        })?;
+        out[index] = Some((hold.clone(), figures));
+    }
+    Ok(())
+}
 
-    // 4. One entry per applied op: holds first, then captures, in batch order.
-    let creates =
-        || out.iter().enumerate().filter(|(i, a)| a.is_some() && matches!(ops[*i], HoldOp::Create { .. }));
-    let captured =
-        || out.iter().enumerate().filter(|(i, a)| a.is_some() && matches!(ops[*i], HoldOp::Capture { .. }));
-    let mut rows = Vec::new();
-    for (index, applied) in creates().chain(captured()) {
-        let (hold, figures) = applied.as_ref().expect("applied");
-        let (kind, delta) = match ops[index] {
-            HoldOp::Create { .. } => ("hold", Delta::hold(hold.amount)),
-            HoldOp::Capture { .. } => ("capture", Delta::capture(hold.captured)),
-        };
-        rows.push(
+/// The ledger entry an applied op writes: its kind and change.
+fn entry_of_op(op: &HoldOp<'_>, hold: &Hold) -> (EntryKind, Delta) {
+    match op {
+        HoldOp::Create { .. } => (EntryKind::Hold, Delta::hold(hold.amount)),
+        HoldOp::Capture { .. } => (EntryKind::Capture, Delta::capture(hold.captured)),
+    }
+}
+
+/// Step 4: one entry per applied op, in `order`; returns each entry's id by
+/// its reference (`hold:<id>`). Within one statement each reference is one
+/// hold's: a hold created here cannot also be captured here (nobody knows
+/// its id yet).
+async fn insert_entries<C: Exec>(
+    conn: &mut C,
+    ops: &[HoldOp<'_>],
+    out: &[Option<(Hold, Figures)>],
+    order: &[usize],
+    now: i64,
+    postgres: bool,
+) -> Result<HashMap<String, i64>, sqlx::Error> {
+    let rows: Vec<serde_json::Value> = order
+        .iter()
+        .map(|&index| {
+            let (hold, figures) = out[index].as_ref().expect("applied");
+            let (kind, delta) = entry_of_op(&ops[index], hold);
+            let kind = if kind == EntryKind::Hold { "hold" } else { "capture" };
             json!({"user_id": hold.user_id, "kind": kind, "amount": delta.remaining, "held": delta.held,
-            "used": delta.used, "balance_after": figures.remaining, "reason": hold.reason,
-            "reference": format!("hold:{}", hold.id), "actor": ops[index].actor()}),
-        );
-    }
-    if rows.is_empty() {
-        return Ok(out);
-    }
-    // Within one statement each reference is one hold's: a hold created
-    // here cannot also be captured here (nobody knows its id yet).
-    let entry_ids: HashMap<String, i64> = conn
-        .fetch_all(entries_sql(postgres), vec![now.into(), serde_json::Value::from(rows).to_string().into()])
+                   "used": delta.used, "balance_after": figures.remaining, "reason": hold.reason,
+                   "reference": format!("hold:{}", hold.id), "actor": ops[index].actor()})
+        })
+        .collect();
+    conn.fetch_all(entries_sql(postgres), vec![now.into(), serde_json::Value::from(rows).to_string().into()])
         .await?
         .iter()
         .map(|row| Ok((row.read::<String>(3)?, row.read::<i64>(0)?)))
-        .collect::<Result<_, sqlx::Error>>()?;
-    let entry_of = |hold: &Hold| {
-        entry_ids
-            .get(&format!("hold:{}", hold.id))
-            .copied()
-            .ok_or_else(|| sqlx::Error::Protocol("a batched hold entry has no id".into()))
-    };
+        .collect()
+}
 
-    // 5. Grants of the creations: where an account's first live grant covers
-    //    its total, it holds all of them there; other holds draw one by one.
-    let create_indexes: Vec<usize> = creates().map(|(index, _)| index).collect();
-    let capture_indexes: Vec<usize> = captured().map(|(index, _)| index).collect();
-    if !create_indexes.is_empty() {
-        let mut rows = Vec::with_capacity(create_indexes.len());
-        for &index in &create_indexes {
-            let (hold, figures) = out[index].as_mut().expect("applied");
-            let entry_id = entry_of(hold)?;
-            hold.entry_id = Some(entry_id);
-            rows.push(Draw {
-                user_id: ops[index].user_id(),
-                entry_id,
-                amount: hold.amount,
-                balance_after: figures.remaining,
-            });
-        }
-        draw_grants(conn, hold_draw_sql(postgres), Delta::hold, now, &rows).await?;
-        let holds: Vec<serde_json::Value> = create_indexes
-            .iter()
-            .map(|&index| {
-                let (hold, _) = out[index].as_ref().expect("applied");
-                json!({"id": hold.id, "user_id": hold.user_id, "amount": hold.amount, "reason": hold.reason,
-                       "actor": ops[index].actor(), "expires_at": hold.expires_at_ms, "entry_id": hold.entry_id,
-                       "made_by": hold.made_by.as_str()})
-            })
-            .collect();
-        conn.execute(
-            insert_holds_sql(postgres),
-            vec![now.into(), serde_json::Value::from(holds).to_string().into()],
-        )
-        .await?;
+/// The id of the entry that `insert_entries` wrote for this hold.
+fn entry_id_of(entry_ids: &HashMap<String, i64>, hold: &Hold) -> Result<i64, sqlx::Error> {
+    entry_ids
+        .get(&format!("hold:{}", hold.id))
+        .copied()
+        .ok_or_else(|| sqlx::Error::Protocol("a batched hold entry has no id".into()))
+}
+
+/// Step 5: the creations' grant draws, then their rows in `holds`, each
+/// with its entry's id.
+async fn record_creations<C: Exec>(
+    conn: &mut C,
+    ops: &[HoldOp<'_>],
+    out: &mut [Option<(Hold, Figures)>],
+    create_indexes: &[usize],
+    entry_ids: &HashMap<String, i64>,
+    now: i64,
+    postgres: bool,
+) -> Result<(), sqlx::Error> {
+    if create_indexes.is_empty() {
+        return Ok(());
     }
+    let mut rows = Vec::with_capacity(create_indexes.len());
+    for &index in create_indexes {
+        let (hold, figures) = out[index].as_mut().expect("applied");
+        let entry_id = entry_id_of(entry_ids, hold)?;
+        hold.entry_id = Some(entry_id);
+        rows.push(Draw {
+            user_id: ops[index].user_id(),
+            entry_id,
+            amount: hold.amount,
+            balance_after: figures.remaining,
+        });
+    }
+    draw_grants(conn, hold_draw_sql(postgres), Delta::hold, now, &rows).await?;
+    let holds: Vec<serde_json::Value> = create_indexes
+        .iter()
+        .map(|&index| {
+            let (hold, _) = out[index].as_ref().expect("applied");
+            json!({"id": hold.id, "user_id": hold.user_id, "amount": hold.amount, "reason": hold.reason,
+                   "actor": ops[index].actor(), "expires_at": hold.expires_at_ms, "entry_id": hold.entry_id,
+                   "made_by": hold.made_by.as_str()})
+        })
+        .collect();
+    conn.execute(
+        insert_holds_sql(postgres),
+        vec![now.into(), serde_json::Value::from(holds).to_string().into()],
+    )
+    .await?;
+    Ok(())
+}
 
-    // 6. Grants of the captures: what each hold drew moves from held to used,
-    //    and the capture entry records the same draws.
+/// Step 6: what each captured hold drew moves from held to used in its
+/// grants, and its capture entry records the same draws.
+async fn move_captured_draws<C: Exec>(
+    conn: &mut C,
+    out: &[Option<(Hold, Figures)>],
+    capture_indexes: &[usize],
+    entry_ids: &HashMap<String, i64>,
+    postgres: bool,
+) -> Result<(), sqlx::Error> {
     let moves: Vec<serde_json::Value> = capture_indexes
         .iter()
         .filter_map(|&index| {
             let (hold, _) = out[index].as_ref().expect("applied");
             let hold_entry = hold.entry_id?;
-            Some(entry_of(hold).map(|capture| json!({"hold_entry": hold_entry, "capture_entry": capture})))
+            Some(
+                entry_id_of(entry_ids, hold)
+                    .map(|capture| json!({"hold_entry": hold_entry, "capture_entry": capture})),
+            )
         })
         .collect::<Result<_, _>>()?;
-    if !moves.is_empty() {
-        let moves = serde_json::Value::from(moves).to_string();
-        conn.execute(capture_grants_sql(postgres), vec![Arg::from(moves.as_str())]).await?;
-        conn.execute(capture_draws_sql(postgres), vec![Arg::from(moves)]).await?;
+    if moves.is_empty() {
+        return Ok(());
     }
+    let moves = serde_json::Value::from(moves).to_string();
+    conn.execute(capture_grants_sql(postgres), vec![Arg::from(moves.as_str())]).await?;
+    conn.execute(capture_draws_sql(postgres), vec![Arg::from(moves)]).await?;
+    Ok(())
+}
 
-    // 7. What each entry causes besides: notices, metrics, the trace.
-    for &index in create_indexes.iter().chain(&capture_indexes) {
-        let (hold, figures) = out[index].as_ref().expect("applied");
-        let (kind, delta) = match ops[index] {
-            HoldOp::Create { .. } => (EntryKind::Hold, Delta::hold(hold.amount)),
-            HoldOp::Capture { .. } => (EntryKind::Capture, Delta::capture(hold.captured)),
-        };
-        let span = tracing::info_span!("ledger.apply", user_id = %hold.user_id, kind = ?kind,
-            amount = delta.remaining, held = delta.held, used = delta.used, actor = ops[index].actor(),
-            batched = true);
-        let _entered = span.enter();
-        crate::ledger::alerts::on_entry(conn, &hold.user_id, &delta, figures.remaining, now).await?;
-        crate::ledger::store::record_metrics(kind, &delta);
-        if kind == EntryKind::Hold {
-            metrics::counter!("credits_held_total").increment(hold.amount as u64);
-        } else {
-            metrics::counter!("credits_spent_total").increment(hold.captured as u64);
-            tracing::info!(hold_id = %hold.id, user_id = %hold.user_id, status = "captured",
-                captured = hold.captured, released = 0, "hold resolved");
-        }
+/// Step 7: what one applied op's entry causes besides: notices, metrics, the trace.
+async fn after_entry<C: Exec>(
+    conn: &mut C,
+    op: &HoldOp<'_>,
+    hold: &Hold,
+    figures: &Figures,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let (kind, delta) = entry_of_op(op, hold);
+    let span = tracing::info_span!("ledger.apply", user_id = %hold.user_id, kind = ?kind,
+        amount = delta.remaining, held = delta.held, used = delta.used, actor = op.actor(), batched = true);
+    let _entered = span.enter();
+    crate::ledger::alerts::on_entry(conn, &hold.user_id, &delta, figures.remaining, now).await?;
+    crate::ledger::store::record_metrics(kind, &delta);
+    if kind == EntryKind::Hold {
+        metrics::counter!("credits_held_total").increment(hold.amount as u64);
+    } else {
+        metrics::counter!("credits_spent_total").increment(hold.captured as u64);
+        tracing::info!(hold_id = %hold.id, user_id = %hold.user_id, status = "captured",
+            captured = hold.captured, released = 0, "hold resolved");
     }
-    Ok(out)
+    Ok(())
 }
 
 const FIGURES: &str =
@@ -463,10 +583,10 @@ const MOVES: [(&str, &str); 2] = [("hold_entry", "bigint"), ("capture_entry", "b
 /// Step 6: the (hold entry, capture entry) rows of `$1` as `r`, each with
 /// what its hold drew as `d`. On PostgreSQL a LATERAL lookup (`OFFSET 0`
 /// keeps the planner from flattening it back into a join), so each row reads
-/// its hold's draws through the primary key whatever the statistics say: as
-/// a plain join, before `grant_draws` was first analyzed, the planner guessed
-/// hundreds of draws per entry and hashed a full scan of the table instead,
-/// twice per batch (`bench/profiles/postgres-hold-capture.txt`).
+/// its hold's draws through the primary key whatever the statistics say: a
+/// plain join lets a planner without statistics of `grant_draws` (before it
+/// is first analyzed) guess many draws per entry and hash a full scan of the
+/// table instead.
 fn hold_draws(postgres: bool) -> String {
     let rows = table(postgres, "$1", &MOVES);
     if postgres {
@@ -510,4 +630,212 @@ fn capture_draws_sql(postgres: bool) -> &'static str {
         },
         &CELL,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    const USERS: [&str; 3] = ["ann", "bob", "cy"];
+    const HOLDS: [&str; 4] = ["hold_a", "hold_b", "hold_c", "hold_d"];
+
+    fn create(user_id: &str, amount: i64) -> HoldOp<'_> {
+        HoldOp::Create {
+            user_id,
+            amount,
+            expires_at_ms: 0,
+            reason: None,
+            actor: "t",
+            api_key: None,
+            made_by: MadeBy::User,
+        }
+    }
+
+    fn capture<'a>(hold_id: &'a str, user_id: &'a str) -> HoldOp<'a> {
+        HoldOp::Capture { hold_id, user_id, actor: "t", api_key: None, resolver: Resolver::Privileged }
+    }
+
+    fn figures(remaining: i64, held: i64, used: i64) -> Figures {
+        Figures { remaining, held, used, ..Figures::default() }
+    }
+
+    /// The model of creations: each on its own, in batch order, refused when
+    /// it exceeds `remaining`. Each creation's figures after it, and the final ones.
+    fn holds_one_by_one(
+        mut accounts: BTreeMap<&'static str, Figures>,
+        creations: &[(&'static str, i64)],
+    ) -> (Vec<Option<Figures>>, BTreeMap<&'static str, Figures>) {
+        let each = creations
+            .iter()
+            .map(|&(user, amount)| {
+                let account = accounts.get_mut(user)?;
+                (account.remaining >= amount).then(|| {
+                    account.remaining -= amount;
+                    account.held += amount;
+                    *account
+                })
+            })
+            .collect();
+        (each, accounts)
+    }
+
+    /// The batch: accounts that cover their creations' total are debited by
+    /// it in one go (`create_debit_sql`); the creations it left then run one by one.
+    fn holds_set_wise_then_rest(
+        mut accounts: BTreeMap<&'static str, Figures>,
+        creations: &[(&'static str, i64)],
+    ) -> (Vec<Option<Figures>>, BTreeMap<&'static str, Figures>) {
+        let ops: Vec<HoldOp<'_>> = creations.iter().map(|&(user, amount)| create(user, amount)).collect();
+        let requests = creation_requests(&ops, &vec![true; ops.len()]);
+        let mut debited = BTreeMap::new();
+        for (user, total) in totals_per_account(requests.iter().flatten().copied()) {
+            let account = accounts.get_mut(user).expect("a known account");
+            if account.remaining >= total {
+                account.remaining -= total;
+                account.held += total;
+                debited.insert(user, *account);
+            }
+        }
+        let mut each = figures_after_each(&requests, debited, undo_hold);
+        let left: Vec<usize> = (0..creations.len()).filter(|&index| each[index].is_none()).collect();
+        for index in left {
+            let (user, amount) = creations[index];
+            let account = accounts.get_mut(user).expect("a known account");
+            if account.remaining >= amount {
+                account.remaining -= amount;
+                account.held += amount;
+                each[index] = Some(*account);
+            }
+        }
+        (each, accounts)
+    }
+
+    /// The model of captures: each on its own, in batch order; only the first
+    /// capture of an open hold wins it, moving its amount from held to used.
+    fn captures_one_by_one(
+        mut accounts: BTreeMap<&'static str, Figures>,
+        holds: &BTreeMap<&'static str, (&'static str, i64)>,
+        captures: &[&'static str],
+    ) -> (Vec<Option<Figures>>, BTreeMap<&'static str, Figures>) {
+        let mut open = holds.clone();
+        let each = captures
+            .iter()
+            .map(|hold_id| {
+                let (user, amount) = open.remove(hold_id)?;
+                let account = accounts.get_mut(user).expect("a known account");
+                account.held -= amount;
+                account.used += amount;
+                Some(*account)
+            })
+            .collect();
+        (each, accounts)
+    }
+
+    /// The batch: each hold named is resolved once (`capture_sql`), each
+    /// account's captured total moved at once (`capture_move_sql`); a second
+    /// capture of a hold runs alone afterwards and finds it resolved.
+    fn captures_set_wise(
+        mut accounts: BTreeMap<&'static str, Figures>,
+        holds: &BTreeMap<&'static str, (&'static str, i64)>,
+        captures: &[&'static str],
+    ) -> (Vec<Option<Figures>>, BTreeMap<&'static str, Figures>) {
+        let ops: Vec<HoldOp<'_>> =
+            captures.iter().map(|&hold_id| capture(hold_id, holds[hold_id].0)).collect();
+        let tried = captures_to_try(&ops, &vec![true; ops.len()]);
+        let requests: Vec<Option<(&str, i64)>> =
+            tried.iter().map(|(_, hold_id, _)| holds.get(hold_id).copied()).collect();
+        let mut moved = BTreeMap::new();
+        for (user, total) in totals_per_account(requests.iter().flatten().copied()) {
+            let account = accounts.get_mut(user).expect("a known account");
+            account.held -= total;
+            account.used += total;
+            moved.insert(user, *account);
+        }
+        let mut each = vec![None; captures.len()];
+        for (&(index, _, _), figures) in tried.iter().zip(figures_after_each(&requests, moved, undo_capture))
+        {
+            each[index] = figures;
+        }
+        (each, accounts)
+    }
+
+    #[test]
+    fn a_hold_named_twice_is_tried_once_and_a_refused_key_not_at_all() {
+        let ops = [
+            capture("hold_a", "ann"),
+            create("ann", 5),
+            capture("hold_b", "bob"),
+            capture("hold_a", "ann"),
+            capture("hold_c", "cy"),
+        ];
+        let allowed = [true, true, true, true, false];
+        let tried: Vec<(usize, &str)> =
+            captures_to_try(&ops, &allowed).into_iter().map(|(index, hold, _)| (index, hold)).collect();
+        assert_eq!(tried, [(0, "hold_a"), (2, "hold_b")]);
+        assert_eq!(creation_requests(&ops, &allowed), [None, Some(("ann", 5)), None, None, None]);
+    }
+
+    #[test]
+    fn each_creation_sees_the_figures_it_would_have_left_alone() {
+        // ann had 50 remaining and holds 20 then 15: 35 held in all.
+        let ops = [create("ann", 20), capture("hold_a", "ann"), create("ann", 15)];
+        let requests = creation_requests(&ops, &[true; 3]);
+        let each = figures_after_each(&requests, BTreeMap::from([("ann", figures(15, 35, 0))]), undo_hold);
+        assert_eq!(each, [Some(figures(30, 20, 0)), None, Some(figures(15, 35, 0))]);
+    }
+
+    #[test]
+    fn each_capture_sees_the_figures_it_would_have_left_alone() {
+        // ann held 30 (two holds of 10 and 20), both captured.
+        let requests = [Some(("ann", 10)), Some(("ann", 20))];
+        let each = figures_after_each(&requests, BTreeMap::from([("ann", figures(0, 0, 30))]), undo_capture);
+        assert_eq!(each, [Some(figures(0, 20, 10)), Some(figures(0, 0, 30))]);
+    }
+
+    fn accounts() -> impl Strategy<Value = BTreeMap<&'static str, Figures>> {
+        proptest::collection::vec((0..60_i64, 0..60_i64), USERS.len()).prop_map(|figures| {
+            USERS
+                .into_iter()
+                .zip(figures)
+                .map(|(user, (remaining, held))| (user, self::figures(remaining, held, 0)))
+                .collect()
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn creations_end_as_if_one_at_a_time(
+            accounts in accounts(),
+            creations in proptest::collection::vec((0..USERS.len(), 1..25_i64), 0..30),
+        ) {
+            let creations: Vec<(&str, i64)> =
+                creations.into_iter().map(|(user, amount)| (USERS[user], amount)).collect();
+            prop_assert_eq!(
+                holds_set_wise_then_rest(accounts.clone(), &creations),
+                holds_one_by_one(accounts, &creations)
+            );
+        }
+
+        #[test]
+        fn captures_end_as_if_one_at_a_time(
+            owners in proptest::collection::vec((0..USERS.len(), 1..20_i64), HOLDS.len()),
+            captures in proptest::collection::vec(0..HOLDS.len(), 0..12),
+        ) {
+            let holds: BTreeMap<&str, (&str, i64)> =
+                HOLDS.into_iter().zip(owners).map(|(hold, (user, amount))| (hold, (USERS[user], amount))).collect();
+            // Each account holds what its holds reserve.
+            let mut accounts: BTreeMap<&str, Figures> =
+                USERS.into_iter().map(|user| (user, figures(0, 0, 0))).collect();
+            for (user, amount) in holds.values() {
+                accounts.get_mut(user).expect("a known account").held += amount;
+            }
+            let captures: Vec<&str> = captures.into_iter().map(|hold| HOLDS[hold]).collect();
+            prop_assert_eq!(
+                captures_set_wise(accounts.clone(), &holds, &captures),
+                captures_one_by_one(accounts, &holds, &captures)
+            );
+        }
+    }
 }

@@ -34,50 +34,75 @@ pub struct PlainSpend<'a> {
 /// Applies what it can; `true` at the index of every spend it applied.
 /// `postgres`: lock the accounts first, in user-id order, so batches of
 /// several instances never wait on each other in a cycle. There the
-/// transaction is a batch's (`group_commit`), begun to plan for key lookups.
+/// transaction is a batch's (`writer`), begun to plan for key lookups.
 pub async fn apply_spends<C: Exec>(
     conn: &mut C,
     spends: &[PlainSpend<'_>],
     postgres: bool,
 ) -> Result<Vec<bool>, sqlx::Error> {
     let now = crate::db::now_ms();
-    let mut totals: BTreeMap<&str, i64> = BTreeMap::new();
-    for spend in spends {
-        *totals.entry(spend.user_id).or_default() += spend.amount;
-    }
-    let users: Vec<(&str, i64)> = totals.into_iter().collect();
-    let totals = totals_json(&users);
+    let totals = totals_json(&totals_per_account(spends.iter().map(|spend| (spend.user_id, spend.amount))));
     if postgres {
         lock_accounts(conn, &totals).await?;
     }
 
     // 1. Every account covered in full, debited by its total at once.
     let debited = per_user(conn, debit_sql(postgres), now, &totals).await?;
-    let mut applied = vec![false; spends.len()];
     if debited.is_empty() {
-        return Ok(applied);
+        return Ok(vec![false; spends.len()]);
     }
 
-    // 2. One entry per spend (`entries_sql`), with the balance it left, as if one at a time:
-    //    walking an account's spends backwards from its final balance.
-    let mut after: BTreeMap<&str, i64> =
-        debited.iter().map(|(user, remaining)| (user.as_str(), *remaining)).collect();
-    let mut balance_after = vec![0; spends.len()];
-    for (index, spend) in spends.iter().enumerate().rev() {
-        if let Some(remaining) = after.get_mut(spend.user_id) {
-            applied[index] = true;
-            balance_after[index] = *remaining;
-            *remaining += spend.amount;
-        }
-    }
-    let mine: Vec<usize> = (0..spends.len()).filter(|index| applied[*index]).collect();
-    let rows: Vec<serde_json::Value> = mine
+    // 2. One entry per spend, with the balance it left, as if one at a time.
+    let requests: Vec<Option<(&str, i64)>> =
+        spends.iter().map(|spend| Some((spend.user_id, spend.amount))).collect();
+    let final_remaining = debited.iter().map(|(user, remaining)| (user.as_str(), *remaining)).collect();
+    let balance_after =
+        figures_after_each(&requests, final_remaining, |remaining, amount| *remaining += amount);
+    let mine: Vec<(&PlainSpend<'_>, i64)> =
+        spends.iter().zip(&balance_after).filter_map(|(spend, after)| Some((spend, (*after)?))).collect();
+    let entry_ids = insert_spend_entries(conn, &mine, now, postgres).await?;
+
+    // 3. Grants: where an account's first live grant covers its total, it
+    //    is drawn from once for all the account's spends; other accounts
+    //    draw spend by spend.
+    let rows: Vec<Draw<'_>> = mine
         .iter()
-        .map(|&index| {
-            let spend = &spends[index];
+        .zip(&entry_ids)
+        .map(|(&(spend, balance_after), &entry_id)| Draw {
+            user_id: spend.user_id,
+            entry_id,
+            amount: spend.amount,
+            balance_after,
+        })
+        .collect();
+    draw_grants(conn, draw_sql(postgres), Delta::spend, now, &rows).await?;
+
+    // 4. What each entry causes besides: notices, metrics, the trace.
+    for &(spend, balance_after) in &mine {
+        let delta = Delta::spend(spend.amount);
+        let span = tracing::info_span!("ledger.apply", user_id = %spend.user_id, kind = ?EntryKind::Spend,
+            amount = delta.remaining, used = delta.used, actor = spend.actor, batched = true);
+        let _entered = span.enter();
+        crate::ledger::alerts::on_entry(conn, spend.user_id, &delta, balance_after, now).await?;
+        super::store::record_metrics(EntryKind::Spend, &delta);
+    }
+    Ok(balance_after.iter().map(Option::is_some).collect())
+}
+
+/// Writes one spend entry per applied spend (with the balance it left), in
+/// batch order; returns their ids in the same order.
+async fn insert_spend_entries<C: Exec>(
+    conn: &mut C,
+    applied: &[(&PlainSpend<'_>, i64)],
+    now: i64,
+    postgres: bool,
+) -> Result<Vec<i64>, sqlx::Error> {
+    let rows: Vec<serde_json::Value> = applied
+        .iter()
+        .map(|&(spend, balance_after)| {
             let delta = Delta::spend(spend.amount);
             json!({"user_id": spend.user_id, "kind": "spend", "amount": delta.remaining, "held": 0,
-                   "used": delta.used, "balance_after": balance_after[index], "reason": spend.reason,
+                   "used": delta.used, "balance_after": balance_after, "reason": spend.reason,
                    "reference": null, "actor": spend.actor})
         })
         .collect();
@@ -90,38 +115,49 @@ pub async fn apply_spends<C: Exec>(
         .iter()
         .map(|row| Ok(((row.read::<String>(1)?, row.read::<i64>(2)?), row.read::<i64>(0)?)))
         .collect::<Result<_, sqlx::Error>>()?;
-    let entry_id = |index: usize| -> Result<i64, sqlx::Error> {
-        let key = (spends[index].user_id.to_string(), balance_after[index]);
-        ids.get(&key).copied().ok_or_else(|| sqlx::Error::Protocol("a batched entry has no id".into()))
-    };
-
-    // 3. Grants: where an account's first live grant covers its total, it
-    //    is drawn from once for all the account's spends; other accounts
-    //    draw spend by spend.
-    let rows: Vec<Draw<'_>> = mine
+    applied
         .iter()
-        .map(|&index| {
-            Ok(Draw {
-                user_id: spends[index].user_id,
-                entry_id: entry_id(index)?,
-                amount: spends[index].amount,
-                balance_after: balance_after[index],
-            })
+        .map(|&(spend, balance_after)| {
+            ids.get(&(spend.user_id.to_string(), balance_after))
+                .copied()
+                .ok_or_else(|| sqlx::Error::Protocol("a batched entry has no id".into()))
         })
-        .collect::<Result<_, sqlx::Error>>()?;
-    draw_grants(conn, draw_sql(postgres), Delta::spend, now, &rows).await?;
+        .collect()
+}
 
-    // 4. What each entry causes besides: notices, metrics, the trace.
-    for &index in &mine {
-        let spend = &spends[index];
-        let delta = Delta::spend(spend.amount);
-        let span = tracing::info_span!("ledger.apply", user_id = %spend.user_id, kind = ?EntryKind::Spend,
-            amount = delta.remaining, used = delta.used, actor = spend.actor, batched = true);
-        let _entered = span.enter();
-        crate::ledger::alerts::on_entry(conn, spend.user_id, &delta, balance_after[index], now).await?;
-        super::store::record_metrics(EntryKind::Spend, &delta);
+/// The total of a batch's amounts per account, in user-id order: what one
+/// conditional UPDATE debits each account by.
+pub(crate) fn totals_per_account<'a>(
+    amounts: impl IntoIterator<Item = (&'a str, i64)>,
+) -> Vec<(&'a str, i64)> {
+    let mut totals: BTreeMap<&str, i64> = BTreeMap::new();
+    for (user, amount) in amounts {
+        *totals.entry(user).or_default() += amount;
     }
-    Ok(applied)
+    totals.into_iter().collect()
+}
+
+/// Each request's figures right after it, as if the batch had run one
+/// request at a time in batch order. `requests` holds each request's account
+/// and amount (`None` for one that takes no part); `after` the figures of
+/// every account the batch changed, after all of its requests; `undo` takes
+/// one request's amount back off an account's figures. Walks each account's
+/// requests backwards from its final figures, so a request of an account
+/// not in `after` gets `None`.
+pub(crate) fn figures_after_each<F: Copy>(
+    requests: &[Option<(&str, i64)>],
+    mut after: BTreeMap<&str, F>,
+    undo: impl Fn(&mut F, i64),
+) -> Vec<Option<F>> {
+    let mut each = vec![None; requests.len()];
+    for (index, request) in requests.iter().enumerate().rev() {
+        let Some((user, amount)) = *request else { continue };
+        if let Some(figures) = after.get_mut(user) {
+            each[index] = Some(*figures);
+            undo(figures, amount);
+        }
+    }
+    each
 }
 
 /// PostgreSQL: locks the accounts of `totals` (as `totals_json` writes
@@ -269,11 +305,7 @@ pub(crate) async fn draw_grants<C: Exec>(
     rows: &[Draw<'_>],
 ) -> Result<(), sqlx::Error> {
     let postgres = conn.postgres();
-    let mut totals: BTreeMap<&str, i64> = BTreeMap::new();
-    for row in rows {
-        *totals.entry(row.user_id).or_default() += row.amount;
-    }
-    let totals: Vec<(&str, i64)> = totals.into_iter().collect();
+    let totals = totals_per_account(rows.iter().map(|row| (row.user_id, row.amount)));
     let drawn = per_user(conn, sql, now, &totals_json(&totals)).await?;
     let draws: Vec<serde_json::Value> = rows
         .iter()
@@ -350,4 +382,129 @@ pub(crate) async fn per_user<C: Exec>(
         .iter()
         .map(|row| Ok((row.read::<String>(0)?, row.read::<i64>(1)?)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const USERS: [&str; 4] = ["ann", "bob", "cy", "dee"];
+
+    /// The debit statement's arithmetic: an account whose `remaining` covers
+    /// its total is debited by all of it; any other is left as it is.
+    fn debit(available: &BTreeMap<&'static str, i64>, totals: &[(&str, i64)]) -> BTreeMap<&'static str, i64> {
+        totals
+            .iter()
+            .filter_map(|&(user, total)| {
+                let (&user, &remaining) = available.get_key_value(user)?;
+                (remaining >= total).then_some((user, remaining - total))
+            })
+            .collect()
+    }
+
+    /// The model: each spend on its own, in batch order, refused when it
+    /// exceeds what is left. Each spend's balance after it, and the final balances.
+    fn one_by_one(
+        mut available: BTreeMap<&'static str, i64>,
+        spends: &[(&'static str, i64)],
+    ) -> (Vec<Option<i64>>, BTreeMap<&'static str, i64>) {
+        let each = spends
+            .iter()
+            .map(|&(user, amount)| {
+                let remaining = available.get_mut(user)?;
+                (*remaining >= amount).then(|| {
+                    *remaining -= amount;
+                    *remaining
+                })
+            })
+            .collect();
+        (each, available)
+    }
+
+    /// The batch: set-wise for the accounts that cover their total, then the
+    /// spends it left one by one, as the writer runs them.
+    fn set_wise_then_rest(
+        available: BTreeMap<&'static str, i64>,
+        spends: &[(&'static str, i64)],
+    ) -> (Vec<Option<i64>>, BTreeMap<&'static str, i64>) {
+        let totals = totals_per_account(spends.iter().copied());
+        let debited = debit(&available, &totals);
+        let requests: Vec<Option<(&str, i64)>> = spends.iter().map(|&spend| Some(spend)).collect();
+        let mut each =
+            figures_after_each(&requests, debited.clone(), |remaining, amount| *remaining += amount);
+        let mut balances = available;
+        balances.extend(debited);
+        let left: Vec<usize> = (0..spends.len()).filter(|&index| each[index].is_none()).collect();
+        for index in left {
+            let (user, amount) = spends[index];
+            let Some(remaining) = balances.get_mut(user) else { continue };
+            if *remaining >= amount {
+                *remaining -= amount;
+                each[index] = Some(*remaining);
+            }
+        }
+        (each, balances)
+    }
+
+    #[test]
+    fn totals_add_up_per_account_in_user_order() {
+        let totals = totals_per_account([("bob", 3), ("ann", 2), ("bob", 4), ("cy", 1)]);
+        assert_eq!(totals, [("ann", 2), ("bob", 7), ("cy", 1)]);
+        assert!(totals_per_account([]).is_empty());
+    }
+
+    #[test]
+    fn each_spend_sees_the_balance_it_would_have_left_alone() {
+        // ann had 100 and spends 3 then 4; bob was not debited.
+        let requests = [Some(("ann", 3)), Some(("bob", 5)), None, Some(("ann", 4))];
+        let after = BTreeMap::from([("ann", 93)]);
+        let each = figures_after_each(&requests, after, |remaining, amount| *remaining += amount);
+        assert_eq!(each, [Some(97), None, None, Some(93)]);
+    }
+
+    #[test]
+    fn an_account_short_of_its_total_is_left_whole_to_run_one_by_one() {
+        let available = BTreeMap::from([("ann", 10), ("bob", 10)]);
+        let spends = [("ann", 6), ("bob", 4), ("ann", 6), ("bob", 6)];
+        let debited = debit(&available, &totals_per_account(spends));
+        assert_eq!(debited, BTreeMap::from([("bob", 0)]), "ann's 12 exceed her 10");
+        let (each, balances) = set_wise_then_rest(available.clone(), &spends);
+        assert_eq!(each, [Some(4), Some(6), None, Some(0)]);
+        assert_eq!((each, balances), one_by_one(available, &spends));
+    }
+
+    fn batches() -> impl Strategy<Value = (BTreeMap<&'static str, i64>, Vec<(&'static str, i64)>)> {
+        let available = proptest::collection::vec(0..60_i64, USERS.len())
+            .prop_map(|balances| USERS.into_iter().zip(balances).collect::<BTreeMap<_, _>>());
+        let spends = proptest::collection::vec((0..USERS.len(), 1..25_i64), 0..40)
+            .prop_map(|spends| spends.into_iter().map(|(user, amount)| (USERS[user], amount)).collect());
+        (available, spends)
+    }
+
+    proptest! {
+        #[test]
+        fn a_batch_ends_as_its_spends_one_at_a_time((available, spends) in batches()) {
+            prop_assert_eq!(set_wise_then_rest(available.clone(), &spends), one_by_one(available, &spends));
+        }
+
+        #[test]
+        fn an_account_that_covers_its_total_has_every_spend_applied_set_wise(
+            (available, spends) in batches()
+        ) {
+            let totals = totals_per_account(spends.iter().copied());
+            let debited = debit(&available, &totals);
+            let requests: Vec<Option<(&str, i64)>> = spends.iter().map(|&spend| Some(spend)).collect();
+            let each = figures_after_each(&requests, debited.clone(), |remaining, amount| *remaining += amount);
+            for (index, &(user, amount)) in spends.iter().enumerate() {
+                prop_assert_eq!(each[index].is_some(), debited.contains_key(user));
+                if let Some(after) = each[index] {
+                    prop_assert!(after >= 0 && after + amount <= available[user]);
+                }
+            }
+            for (user, total) in totals {
+                prop_assert_eq!(debited.get(user).copied(), (available[user] >= total).then(|| available[user] - total));
+            }
+        }
+    }
 }

@@ -317,6 +317,43 @@ pub async fn record_reversal(
     reversal: &Reversal,
 ) -> Result<ReversalOutcome, LedgerError> {
     let kind = if reversal.is_dispute { "dispute" } else { "refund" };
+    let Some(reversal_row) = insert_reversal(conn, reversal, kind).await? else {
+        return Ok(ReversalOutcome::Duplicate);
+    };
+    let Some(payment) = lock_reversed_payment(conn, reversal).await? else {
+        tracing::warn!(reversal = %reversal.id, "refund or dispute for an unknown payment recorded");
+        return Ok(ReversalOutcome::Unmatched);
+    };
+    let (share, refunded_after) = payment.reversal_share(reversal.refund_cents);
+    // Credits that already left with the grant's expiry or void are not taken twice.
+    let (grant_id, expired) = purchase_grant(conn, payment.grant_entry).await?;
+    let remove_now = (payment.clawed_back + share - expired - payment.removed_credits).clamp(0, share);
+    sqlx::query(
+        "UPDATE payments SET refunded_cents = $1, clawed_back = clawed_back + $2, removed_credits = removed_credits + $3 \
+         WHERE id = $4",
+    )
+    .bind(refunded_after)
+    .bind(share)
+    .bind(remove_now)
+    .bind(payment.id)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE payment_reversals SET payment_id = $1, credits = $2 WHERE id = $3")
+        .bind(payment.id)
+        .bind(remove_now)
+        .bind(reversal_row)
+        .execute(&mut *conn)
+        .await?;
+    settle_reversal(conn, &payment, reversal, reversal_row, grant_id, remove_now).await
+}
+
+/// Inserts the reversal's row unless it is already recorded; its row id, or
+/// `None` for a redelivery.
+async fn insert_reversal(
+    conn: &mut AnyConnection,
+    reversal: &Reversal,
+    kind: &str,
+) -> Result<Option<i64>, sqlx::Error> {
     let inserted = sqlx::query(
         "INSERT INTO payment_reversals (reversal_id, kind, amount_cents, credits, created_at) \
          VALUES ($1, $2, $3, 0, $4) ON CONFLICT DO NOTHING RETURNING id",
@@ -327,9 +364,45 @@ pub async fn record_reversal(
     .bind(crate::db::now_ms())
     .fetch_optional(&mut *conn)
     .await?;
-    let Some(row) = inserted else { return Ok(ReversalOutcome::Duplicate) };
-    let reversal_row: i64 = row.try_get("id")?;
-    // Lock the payment row for the rest of the transaction.
+    inserted.map(|row| row.try_get("id")).transpose()
+}
+
+/// The payment a refund or dispute reverses, as it stands before it.
+struct ReversedPayment {
+    id: i64,
+    payment_key: String,
+    status: String,
+    user_id: Option<String>,
+    credits: i64,
+    clawed_back: i64,
+    refunded_cents: i64,
+    amount_cents: i64,
+    grant_entry: Option<i64>,
+    removed_credits: i64,
+}
+
+impl ReversedPayment {
+    /// The credits this reversal takes back before what already left is
+    /// counted, and the cents refunded after it. A refund takes its share
+    /// (`refund_clawback`); a dispute takes all that is left.
+    fn reversal_share(&self, refund_cents: Option<i64>) -> (i64, i64) {
+        let (take, refunded_after) = match refund_cents {
+            Some(cents) => (
+                refund_clawback(self.credits, self.amount_cents, self.refunded_cents, cents),
+                self.refunded_cents + cents,
+            ),
+            None => (self.credits - self.clawed_back, self.refunded_cents.max(self.amount_cents)),
+        };
+        (take.min(self.credits - self.clawed_back).max(0), refunded_after)
+    }
+}
+
+/// Finds the payment of the reversal's order or transaction and locks its
+/// row for the rest of the transaction.
+async fn lock_reversed_payment(
+    conn: &mut AnyConnection,
+    reversal: &Reversal,
+) -> Result<Option<ReversedPayment>, sqlx::Error> {
     let payment = sqlx::query(
         "UPDATE payments SET refunded_cents = refunded_cents \
          WHERE (order_id IS NOT NULL AND order_id = $1) OR (transaction_id IS NOT NULL AND transaction_id = $2) \
@@ -340,73 +413,73 @@ pub async fn record_reversal(
     .bind(reversal.transaction_id.as_deref())
     .fetch_optional(&mut *conn)
     .await?;
-    let Some(payment) = payment else {
-        tracing::warn!(reversal = %reversal.id, "refund or dispute for an unknown payment recorded");
-        return Ok(ReversalOutcome::Unmatched);
-    };
-    let payment_id: i64 = payment.try_get("id")?;
-    let credits: i64 = payment.try_get("credits")?;
-    let clawed_back: i64 = payment.try_get("clawed_back")?;
-    let refunded: i64 = payment.try_get("refunded_cents")?;
-    let amount_cents: i64 = payment.try_get("amount_cents")?;
-    let (take, refunded_after) = match reversal.refund_cents {
-        Some(cents) => (refund_clawback(credits, amount_cents, refunded, cents), refunded + cents),
-        None => (credits - clawed_back, refunded.max(amount_cents)),
-    };
-    let take = take.min(credits - clawed_back).max(0);
-    // Credits that already left with the grant's expiry or void are not taken twice.
-    let grant_entry: Option<i64> = payment.try_get("grant_entry_id")?;
+    let Some(row) = payment else { return Ok(None) };
+    Ok(Some(ReversedPayment {
+        id: row.try_get("id")?,
+        payment_key: row.try_get("payment_key")?,
+        status: row.try_get("status")?,
+        user_id: row.try_get("user_id")?,
+        credits: row.try_get("credits")?,
+        clawed_back: row.try_get("clawed_back")?,
+        refunded_cents: row.try_get("refunded_cents")?,
+        amount_cents: row.try_get("amount_cents")?,
+        grant_entry: row.try_get("grant_entry_id")?,
+        removed_credits: row.try_get("removed_credits")?,
+    }))
+}
+
+/// The grant a purchase made (by its entry): its id and the credits of it
+/// that expired, or `(None, 0)`.
+async fn purchase_grant(
+    conn: &mut AnyConnection,
+    grant_entry: Option<i64>,
+) -> Result<(Option<i64>, i64), sqlx::Error> {
     let grant = sqlx::query("SELECT id, expired FROM grants WHERE source_entry_id = $1")
         .bind(grant_entry)
         .fetch_optional(&mut *conn)
         .await?;
-    let (grant_id, expired) = match &grant {
-        Some(row) => (Some(row.try_get::<i64, _>("id")?), row.try_get::<i64, _>("expired")?),
-        None => (None, 0),
-    };
-    let removed_before: i64 = payment.try_get("removed_credits")?;
-    let remove_now = (clawed_back + take - expired - removed_before).clamp(0, take);
-    sqlx::query(
-        "UPDATE payments SET refunded_cents = $1, clawed_back = clawed_back + $2, removed_credits = removed_credits + $3 \
-         WHERE id = $4",
-    )
-    .bind(refunded_after)
-    .bind(take)
-    .bind(remove_now)
-    .bind(payment_id)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query("UPDATE payment_reversals SET payment_id = $1, credits = $2 WHERE id = $3")
-        .bind(payment_id)
-        .bind(remove_now)
-        .bind(reversal_row)
-        .execute(&mut *conn)
-        .await?;
-    let take = remove_now;
-    let status: String = payment.try_get("status")?;
-    let user_id: Option<String> = payment.try_get("user_id")?;
-    match (status.as_str(), user_id) {
+    match grant {
+        Some(row) => Ok((Some(row.try_get("id")?), row.try_get("expired")?)),
+        None => Ok((None, 0)),
+    }
+}
+
+/// Takes `take` credits back from a credited payment's user (from the
+/// purchase's grant first), or marks a pending payment reversed once all of
+/// it is taken.
+async fn settle_reversal(
+    conn: &mut AnyConnection,
+    payment: &ReversedPayment,
+    reversal: &Reversal,
+    reversal_row: i64,
+    grant_id: Option<i64>,
+    take: i64,
+) -> Result<ReversalOutcome, LedgerError> {
+    match (payment.status.as_str(), &payment.user_id) {
         ("credited", Some(user_id)) if take > 0 => {
-            let entry_kind = if reversal.is_dispute { EntryKind::Clawback } else { EntryKind::Refund };
-            let key: String = payment.try_get("payment_key")?;
+            let (kind, entry_kind) = if reversal.is_dispute {
+                ("dispute", EntryKind::Clawback)
+            } else {
+                ("refund", EntryKind::Refund)
+            };
             let reference = format!("creem:{kind}:{}", reversal.id);
-            let reason = format!("{kind} of {key}");
+            let reason = format!("{kind} of {}", payment.payment_key);
             let grants = grant_id.map_or(GrantEffect::Auto, GrantEffect::Prefer);
             let meta =
                 EntryMeta { reason: Some(&reason), reference: Some(&reference), actor: "creem", grants };
             let applied =
-                store::apply(conn, &user_id, &Delta::reversal(entry_kind, take), Guard::None, &meta).await?;
+                store::apply(conn, user_id, &Delta::reversal(entry_kind, take), Guard::None, &meta).await?;
             sqlx::query("UPDATE payment_reversals SET entry_id = $1 WHERE id = $2")
                 .bind(applied.entry_id)
                 .bind(reversal_row)
                 .execute(&mut *conn)
                 .await?;
             tracing::info!(%user_id, credits = take, reversal = %reversal.id, "credits clawed back");
-            Ok(ReversalOutcome::ClawedBack { user_id, credits: take })
+            Ok(ReversalOutcome::ClawedBack { user_id: user_id.clone(), credits: take })
         }
-        ("pending_user", _) if clawed_back + take >= credits => {
+        ("pending_user", _) if payment.clawed_back + take >= payment.credits => {
             sqlx::query("UPDATE payments SET status = 'reversed' WHERE id = $1")
-                .bind(payment_id)
+                .bind(payment.id)
                 .execute(&mut *conn)
                 .await?;
             Ok(ReversalOutcome::Recorded)

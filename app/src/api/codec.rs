@@ -2,8 +2,8 @@
 //! read from text. The same as server_fn's `Json`, except that the browser
 //! parses answers with `serde_json::from_str` — the parser the hydrated
 //! resources already use — instead of `from_slice`, so the WASM carries one
-//! JSON deserializer per type instead of two (about 3 KB compressed of the
-//! first load of `/`; BENCHMARKS.md).
+//! JSON deserializer per type instead of two, which keeps the first load of
+//! `/` smaller.
 
 use leptos::server_fn::codec::Post;
 use leptos::server_fn::{Bytes, ContentType, Decodes, Encodes, Format, FormatType};

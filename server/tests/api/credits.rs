@@ -535,18 +535,3 @@ async fn spends_after_the_kept_postgres_writer_connections_were_cut_still_apply_
     }
     app.assert_consistent().await;
 }
-
-#[tokio::test]
-async fn sqlite_runs_in_wal_mode_with_full_sync() {
-    use sqlx::Row;
-    let app = TestApp::spawn(Backend::Sqlite).await;
-    let pool = &app.service.db().pool;
-    let mode: String = sqlx::query("PRAGMA journal_mode").fetch_one(pool).await.unwrap().get(0);
-    assert_eq!(mode, "wal");
-    let sync: i64 = sqlx::query("PRAGMA synchronous").fetch_one(pool).await.unwrap().get(0);
-    assert_eq!(sync, 2, "synchronous = FULL");
-    let checkpoint: i64 = sqlx::query("PRAGMA wal_autocheckpoint").fetch_one(pool).await.unwrap().get(0);
-    assert_eq!(checkpoint, 10_000, "the WAL is checkpointed every 10,000 pages");
-    let temp_store: i64 = sqlx::query("PRAGMA temp_store").fetch_one(pool).await.unwrap().get(0);
-    assert_eq!(temp_store, 2, "statement journals and temporary tables stay in memory");
-}

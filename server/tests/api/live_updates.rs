@@ -74,25 +74,3 @@ async fn changes_on_any_instance_reach_the_stream(backend: Backend) {
     assert_eq!(anonymous.status(), reqwest::StatusCode::UNAUTHORIZED);
 }
 both!(changes_on_any_instance_reach_the_stream);
-
-/// Live updates read the ledger, so no index of `accounts` covers a figure
-/// that every spend, hold and capture changes: on PostgreSQL such an index
-/// would keep each account update from being heap-only (migration 0007).
-async fn no_index_of_accounts_covers_a_figure_spends_change(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
-    let sql = match backend {
-        Backend::Postgres => "SELECT indexdef AS definition FROM pg_indexes WHERE tablename = 'accounts'",
-        Backend::Sqlite => {
-            "SELECT sql AS definition FROM sqlite_master WHERE type = 'index' AND tbl_name = 'accounts' \
-             AND sql IS NOT NULL"
-        }
-    };
-    let definitions: Vec<String> = sqlx::query_scalar(sql).fetch_all(&app.service.db().pool).await.unwrap();
-    assert!(definitions.iter().any(|d| d.contains("email")), "the indexes are read: {definitions:?}");
-    for definition in &definitions {
-        for column in ["remaining", "held", "used", "updated_at"] {
-            assert!(!definition.contains(column), "{definition} covers {column}");
-        }
-    }
-}
-both!(no_index_of_accounts_covers_a_figure_spends_change);

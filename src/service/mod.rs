@@ -540,7 +540,7 @@ impl CreditsService {
         caller: &Principal,
         grant_id: i64,
         reason: &str,
-    ) -> Result<Value, ServiceError> {
+    ) -> Result<crate::dto::VoidedGrant, ServiceError> {
         if !caller.is_admin {
             return Err(ServiceError::Forbidden("admins only".into()));
         }
@@ -560,9 +560,7 @@ impl CreditsService {
         let void = crate::writer::VoidGrant { grant_id, owner, reason: reason.to_string(), actor };
         let voided = self.inner.writer.submit(LedgerOp::Void(void)).await?.into_voided()?;
         let (owner, removed, after) = (voided.owner, voided.removed, voided.after);
-        Ok(
-            serde_json::json!({"grantId": grant_id, "userId": owner, "removed": removed, "credits": after.as_dto()}),
-        )
+        Ok(crate::dto::VoidedGrant { grant_id, user_id: owner, removed, credits: after.as_dto() })
     }
 }
 

@@ -100,7 +100,8 @@ pub async fn admin_users(q: String) -> Result<Value, ApiError> {
     use super::{admin, fail, service};
     let service = service()?;
     let caller = admin(&service).await?;
-    service.search_users(&caller, &q).await.map_err(fail)
+    let users = service.search_users(&caller, &q).await.map_err(fail)?;
+    Ok(serde_json::to_value(users).unwrap_or_default())
 }
 
 #[server(prefix = "/api/ui", endpoint = "admin-user", input = GetUrl, output = crate::api::codec::JsonText)]
@@ -108,7 +109,8 @@ pub async fn admin_user(id: String) -> Result<Value, ApiError> {
     use super::{admin, fail, service};
     let service = service()?;
     let caller = admin(&service).await?;
-    service.user_detail(&caller, &id).await.map_err(fail)
+    let detail = service.user_detail(&caller, &id).await.map_err(fail)?;
+    Ok(serde_json::to_value(detail).unwrap_or_default())
 }
 
 #[server(prefix = "/api/ui", endpoint = "admin-stats", input = GetUrl, output = crate::api::codec::JsonText)]
@@ -135,6 +137,6 @@ pub async fn admin_batch(csv: String) -> Result<Value, ApiError> {
     let service = service()?;
     let caller = admin(&service).await?;
     let lines = credits::service::parse_batch("text/csv", csv.as_bytes()).map_err(fail)?;
-    let results = service.adjust_batch(&caller, lines).await.map_err(fail)?;
-    Ok(serde_json::json!({ "results": results }))
+    let report = service.adjust_batch(&caller, lines).await.map_err(fail)?;
+    Ok(serde_json::json!({ "results": report.results }))
 }

@@ -77,9 +77,7 @@ async fn adjust(State(service): State<CreditsService>, headers: HeaderMap, body:
             let caller = admin(&service, &Method::POST, &headers).await?;
             let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
             let lines = parse_batch(content_type, &body).map_err(api_error)?;
-            let results = service.adjust_batch(&caller, lines).await.map_err(api_error)?;
-            let failed = results.iter().filter(|result| !result.ok).count();
-            Ok(serde_json::json!({"results": results, "succeeded": results.len() - failed, "failed": failed}))
+            service.adjust_batch(&caller, lines).await.map_err(api_error)
         }
         .await,
     )

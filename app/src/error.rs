@@ -77,40 +77,14 @@ impl FromServerFnError for ApiError {
     }
 }
 
+/// The contract's body of a service error (its status is the server's to set:
+/// `crate::api::fail` for server functions, `IntoResponse` for plain routes).
 #[cfg(feature = "ssr")]
 impl From<credits::service::ServiceError> for ApiError {
     fn from(error: credits::service::ServiceError) -> Self {
-        use credits::service::ServiceError as E;
-        match error {
-            E::Unauthenticated(message) => Self::new("unauthenticated", message),
-            E::Forbidden(message) => Self::new("forbidden", message),
-            E::Invalid(message) => Self::new("invalid_request", message),
-            E::NotFound(message) => Self::new("not_found", message),
-            E::IdempotencyConflict => Self::new("idempotency_conflict", error.to_string()),
-            E::Upstream(message) => Self::new("upstream_error", message),
-            E::Unavailable(message) => {
-                crate::api::set_header("retry-after", "1");
-                Self::new("unavailable", message)
-            }
-            E::Retryable(detail) => {
-                tracing::warn!(%detail, "the database kept rolling the change back");
-                crate::api::set_header("retry-after", "1");
-                Self::new("unavailable", "the database is busy; try again")
-            }
-            E::HoldResolved(message) => Self::new("hold_resolved", message),
-            E::Insufficient { required, remaining } => {
-                let mut api = Self::new(
-                    "insufficient_credits",
-                    format!("{required} credits required, {remaining} remaining"),
-                );
-                api.0.error.required = Some(required);
-                api.0.error.remaining = Some(remaining);
-                api
-            }
-            E::Internal(detail) => {
-                tracing::error!(%detail, "internal error");
-                Self::new("internal", "something went wrong on our side; nothing was changed")
-            }
+        if error.retry_soon() {
+            crate::api::set_header("retry-after", "1");
         }
+        Self(error.body())
     }
 }

@@ -47,9 +47,8 @@ mod server_side {
 
     /// Turns a service error into the contract's status and body.
     pub(crate) fn fail(error: ServiceError) -> ApiError {
-        let error = ApiError::from(error);
-        respond_with_status(error.status());
-        error
+        respond_with_status(error.status().as_u16());
+        ApiError::from(error)
     }
 
     /// Sets the HTTP status of an API call. Server-rendered pages call the same

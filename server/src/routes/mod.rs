@@ -1,4 +1,24 @@
-//! Plain axum routes: what the contract asks for outside server functions.
+//! The HTTP surface, one module per resource. Each resource has exactly one
+//! home: a module here when it is served by plain axum routes, or the app's
+//! `credits_app::api` module of the same name when it is served by Leptos
+//! server functions (dispatched by `server_fns`).
+//!
+//! | Resource   | Paths                                              | Home                         |
+//! |------------|----------------------------------------------------|------------------------------|
+//! | credits    | `/api/credits`, `/api/credits/history`             | `credits_app::api::credits`  |
+//! | events     | `/api/credits/events`                              | `routes::events`             |
+//! | holds      | `/api/holds`, `/api/holds/{id}/capture`, `/release`| `routes::holds`              |
+//! | user       | `/api/user/sync`                                   | `credits_app::api::user`     |
+//! | checkout   | `/api/checkout`, `/api/test-creem`                 | `credits_app::api::checkout` |
+//! | webhooks   | `/api/webhooks/creem`, `/api/webhooks/clerk`       | `routes::webhooks`           |
+//! | auth       | `/api/auth/sign-up`, `/sign-in`, `/sign-out`       | `routes::auth`               |
+//! | admin      | `/api/admin/*` (all of it)                         | `routes::admin`              |
+//! | ui         | `/api/ui/*` (the pages' own calls)                 | `credits_app::api::ui`       |
+//!
+//! The rest is infrastructure, not a resource: `error` (how a route
+//! refuses), `client`, `cross_site`, `limits`, `security_headers` (request
+//! layers), `metrics`, `health`, `openapi`, and `server_fns` (the dispatch
+//! to the server functions).
 
 pub mod admin;
 pub mod auth;

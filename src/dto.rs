@@ -310,3 +310,20 @@ pub struct ProductCheck {
     pub price_cents: i64,
     pub configured: bool,
 }
+
+/// `POST /api/auth/sign-up` and `/api/auth/sign-in` (local accounts): the
+/// session itself travels in cookies; the page echoes `csrfToken` in `x-csrf-token`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionStarted {
+    pub user_id: String,
+    pub email: String,
+    pub csrf_token: String,
+}
+
+/// `POST /api/auth/sign-out`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignedOut {
+    pub signed_out: bool,
+}

@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use credits::auth::local::{self, LocalAuthError, NewSession, CSRF_COOKIE, SESSION_COOKIE, SESSION_DAYS};
+use credits::dto::{SessionStarted, SignedOut};
 use credits::service::{CreditsService, ServiceError};
 use serde::Deserialize;
 use std::sync::Arc;
@@ -83,7 +84,8 @@ fn with_session(session: NewSession, secure: bool) -> Response {
     );
     let csrf_cookie =
         format!("{CSRF_COOKIE}={}; SameSite=Lax; Path=/; Max-Age={max_age}{secure}", session.csrf_token);
-    let body = serde_json::json!({"userId": session.user_id, "email": session.email, "csrfToken": session.csrf_token});
+    let body =
+        SessionStarted { user_id: session.user_id, email: session.email, csrf_token: session.csrf_token };
     let mut response = Json(body).into_response();
     for cookie in [session_cookie, csrf_cookie] {
         response
@@ -193,7 +195,7 @@ async fn sign_out(State((service, _)): State<AuthState>, request: axum::http::re
         }
     }
     let secure = if client_of(&request.extensions).https { "; Secure" } else { "" };
-    let mut response = Json(serde_json::json!({"signedOut": true})).into_response();
+    let mut response = Json(SignedOut { signed_out: true }).into_response();
     for name in [SESSION_COOKIE, CSRF_COOKIE] {
         let expired = format!("{name}=; Path=/; Max-Age=0; SameSite=Lax{secure}");
         response

@@ -108,3 +108,44 @@ impl ServiceError {
         }
     }
 }
+
+impl ServiceError {
+    /// The HTTP status of each kind of error (the contract's §5 table).
+    pub fn status(&self) -> http::StatusCode {
+        use http::StatusCode as S;
+        match self {
+            Self::Unauthenticated(_) => S::UNAUTHORIZED,
+            Self::Forbidden(_) => S::FORBIDDEN,
+            Self::Invalid(_) => S::BAD_REQUEST,
+            Self::NotFound(_) => S::NOT_FOUND,
+            Self::Insufficient { .. } => S::PAYMENT_REQUIRED,
+            Self::IdempotencyConflict | Self::HoldResolved(_) => S::CONFLICT,
+            Self::Upstream(_) => S::BAD_GATEWAY,
+            Self::Unavailable(_) | Self::Retryable(_) => S::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => S::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Whether the client should try again in a moment (`Retry-After: 1`).
+    pub fn retry_soon(&self) -> bool {
+        matches!(self, Self::Unavailable(_) | Self::Retryable(_))
+    }
+
+    /// The contract's error body, `{"error":{"code","message",…}}`; an
+    /// internal error's detail and a retried conflict go to the log, not the body.
+    pub fn body(&self) -> crate::dto::ErrorBody {
+        match self {
+            Self::Internal(detail) => tracing::error!(%detail, "internal error"),
+            Self::Retryable(detail) => tracing::warn!(%detail, "the database kept rolling the change back"),
+            _ => {}
+        }
+        let (code, message) = self.code_and_message();
+        let (required, remaining) = match self {
+            Self::Insufficient { required, remaining } => (Some(*required), Some(*remaining)),
+            _ => (None, None),
+        };
+        crate::dto::ErrorBody {
+            error: crate::dto::ErrorDetail { code: code.into(), message, required, remaining },
+        }
+    }
+}

@@ -1,7 +1,7 @@
 //! Pieces every page shares: the header with navigation, language switch and
 //! sign-in, the balance card, notices and the error line.
 
-use crate::api::session::{set_language, SessionInfo};
+use crate::api::ui::{set_language, SessionInfo};
 use crate::error::ApiError;
 use crate::i18n::{Key, Lang};
 use crate::state::{use_credits, use_lang};

@@ -30,23 +30,6 @@ impl ApiError {
     pub fn message(&self) -> &str {
         &self.0.error.message
     }
-
-    /// The HTTP status of each contract code.
-    pub fn status(&self) -> u16 {
-        match self.code() {
-            "invalid_request" => 400,
-            "unauthenticated" => 401,
-            "insufficient_credits" => 402,
-            "forbidden" => 403,
-            "not_found" => 404,
-            "idempotency_conflict" | "hold_resolved" => 409,
-            "payload_too_large" => 413,
-            "rate_limited" => 429,
-            "upstream_error" => 502,
-            "network_error" | "unavailable" => 503,
-            _ => 500,
-        }
-    }
 }
 
 impl std::fmt::Display for ApiError {
@@ -60,57 +43,36 @@ impl std::error::Error for ApiError {}
 impl FromServerFnError for ApiError {
     type Encoder = crate::api::codec::JsonTextEncoding;
 
+    /// A failure of the server-function machinery itself (arguments that do
+    /// not parse, an unreachable server); the status follows from its kind.
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
-        let error = match value {
-            ServerFnErrorErr::Args(message) | ServerFnErrorErr::MissingArg(message) => {
-                Self::new("invalid_request", format!("the request body or query is malformed: {message}"))
-            }
+        let (status, error) = match value {
+            ServerFnErrorErr::Args(message) | ServerFnErrorErr::MissingArg(message) => (
+                400,
+                Self::new("invalid_request", format!("the request body or query is malformed: {message}")),
+            ),
             ServerFnErrorErr::Deserialization(message) if cfg!(feature = "ssr") => {
-                Self::new("invalid_request", format!("the request body is not valid JSON: {message}"))
+                (400, Self::new("invalid_request", format!("the request body is not valid JSON: {message}")))
             }
-            ServerFnErrorErr::Request(message) => Self::new("network_error", message),
-            other => Self::new("internal", other.to_string()),
+            ServerFnErrorErr::Request(message) => (503, Self::new("network_error", message)),
+            other => (500, Self::new("internal", other.to_string())),
         };
         #[cfg(feature = "ssr")]
-        crate::api::respond_with_status(error.status());
+        crate::api::respond_with_status(status);
+        #[cfg(not(feature = "ssr"))]
+        let _ = status;
         error
     }
 }
 
+/// The contract's body of a service error (its status is the server's to set:
+/// `crate::api::fail` for server functions, `IntoResponse` for plain routes).
 #[cfg(feature = "ssr")]
 impl From<credits::service::ServiceError> for ApiError {
     fn from(error: credits::service::ServiceError) -> Self {
-        use credits::service::ServiceError as E;
-        match error {
-            E::Unauthenticated(message) => Self::new("unauthenticated", message),
-            E::Forbidden(message) => Self::new("forbidden", message),
-            E::Invalid(message) => Self::new("invalid_request", message),
-            E::NotFound(message) => Self::new("not_found", message),
-            E::IdempotencyConflict => Self::new("idempotency_conflict", error.to_string()),
-            E::Upstream(message) => Self::new("upstream_error", message),
-            E::Unavailable(message) => {
-                crate::api::set_header("retry-after", "1");
-                Self::new("unavailable", message)
-            }
-            E::Retryable(detail) => {
-                tracing::warn!(%detail, "the database kept rolling the change back");
-                crate::api::set_header("retry-after", "1");
-                Self::new("unavailable", "the database is busy; try again")
-            }
-            E::HoldResolved(message) => Self::new("hold_resolved", message),
-            E::Insufficient { required, remaining } => {
-                let mut api = Self::new(
-                    "insufficient_credits",
-                    format!("{required} credits required, {remaining} remaining"),
-                );
-                api.0.error.required = Some(required);
-                api.0.error.remaining = Some(remaining);
-                api
-            }
-            E::Internal(detail) => {
-                tracing::error!(%detail, "internal error");
-                Self::new("internal", "something went wrong on our side; nothing was changed")
-            }
+        if error.retry_soon() {
+            crate::api::set_header("retry-after", "1");
         }
+        Self(error.body())
     }
 }

@@ -40,7 +40,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_context(RwSignal::new(state::initial_lang()));
-    provide_context(Resource::new(|| (), |_| api::session::get_session()));
+    provide_context(Resource::new(|| (), |_| api::ui::get_session()));
     state::use_credits();
     // Async rendering: the server waits for the page's data (one view
     // statement and the session, both in-process) and sends complete HTML in

@@ -433,7 +433,10 @@ fn rollover_cap(subscriptions: FileSubscriptions) -> Result<Option<i64>, String>
 }
 
 /// The `[alerts]` table; a low balance is by default one video's cost.
-fn alert_settings(file: FileAlerts, cost_per_video: i64) -> Result<credits::ledger::alerts::AlertSettings, String> {
+fn alert_settings(
+    file: FileAlerts,
+    cost_per_video: i64,
+) -> Result<credits::ledger::alerts::AlertSettings, String> {
     let alerts = credits::ledger::alerts::AlertSettings {
         low_balance: file.low_balance.unwrap_or(cost_per_video),
         expiring_within_days: file.expiring_within_days.unwrap_or(3),

@@ -5,11 +5,14 @@
 use super::{user_view, CreditsService, ServiceError};
 use crate::audit;
 use crate::auth::Principal;
+use crate::dto::{
+    AdjustReport, AdminUserDetail, AdminUserSummary, AdminUsers, AuditLog, ErrorDetail, OpenHold,
+};
 use crate::ledger::store::{self, LedgerError};
 use crate::requests::{ChangeRequest, MAX_REASON_CHARS};
 use crate::writer::{Changed, CreditChange, LedgerOp};
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use sqlx::Row;
 
 /// Lines one batch may carry.
@@ -26,15 +29,16 @@ pub struct AdjustLine {
     pub reason: String,
 }
 
-/// The outcome of one line.
+pub use crate::dto::AdjustResult;
+
+/// `GET /api/admin/webhooks`: the newest deliveries and the refusals per
+/// provider and reason. (Here, not in `dto`, because the delivery types are
+/// the webhook service's own.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct AdjustResult {
-    pub line: usize,
-    pub user_id: String,
-    pub ok: bool,
-    pub error: Option<Value>,
-    pub credits: Option<crate::dto::CreditFigures>,
+pub struct WebhookDeliveries {
+    pub deliveries: Vec<super::webhooks::Delivery>,
+    pub rejected: Vec<super::webhooks::RejectionCount>,
 }
 
 /// Reads a batch as JSON `{"adjustments":[{userId, action, amount, reason}]}` or as
@@ -94,7 +98,7 @@ impl CreditsService {
     }
 
     /// `GET /api/admin/users?q=`: by user id or email, case-insensitive substring.
-    pub async fn search_users(&self, caller: &Principal, query: &str) -> Result<Value, ServiceError> {
+    pub async fn search_users(&self, caller: &Principal, query: &str) -> Result<AdminUsers, ServiceError> {
         Self::require_admin(caller)?;
         if query.chars().count() > 255 {
             return Err(ServiceError::Invalid("`q` must be at most 255 characters".into()));
@@ -115,37 +119,45 @@ impl CreditsService {
         for row in rows {
             let user_id: String = row.try_get("user_id")?;
             if let Some(account) = store::load(&mut conn, &user_id).await? {
-                users.push(json!({"user": user_view(&account), "status": account.status, "held": account.figures.held}));
+                let held = account.figures.held;
+                users.push(AdminUserSummary { user: user_view(&account), status: account.status, held });
             }
         }
-        Ok(json!({ "users": users }))
+        Ok(AdminUsers { users })
     }
 
     /// `GET /api/admin/users/{id}`: figures, ledger, open holds and audit entries.
-    pub async fn user_detail(&self, caller: &Principal, user_id: &str) -> Result<Value, ServiceError> {
+    pub async fn user_detail(
+        &self,
+        caller: &Principal,
+        user_id: &str,
+    ) -> Result<AdminUserDetail, ServiceError> {
         Self::require_admin(caller)?;
         let mut conn = self.inner.db.pool.acquire().await?;
         let account = store::load(&mut conn, user_id).await?.ok_or(LedgerError::NoAccount)?;
         let entries = store::entries_before(&mut conn, user_id, None, 100).await?;
         let holds = sqlx::query(crate::holds::OPEN_HOLDS_OF_USER_SQL)
             .bind(user_id)
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(|row| {
-            Ok(json!({"holdId": row.try_get::<String, _>("id")?, "amount": row.try_get::<i64, _>("amount")?,
-                      "expiresAt": crate::db::rfc3339(row.try_get("expires_at")?)}))
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(OpenHold {
+                    hold_id: row.try_get("id")?,
+                    amount: row.try_get("amount")?,
+                    expires_at: crate::db::rfc3339(row.try_get("expires_at")?),
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
         let audit = audit::list(&self.inner.db.pool, Some(user_id), 100).await?;
-        Ok(json!({
-            "user": user_view(&account),
-            "status": account.status,
-            "held": account.figures.held,
-            "ledger": entries.into_iter().map(super::entry_view).collect::<Vec<_>>(),
-            "openHolds": holds,
-            "audit": audit,
-        }))
+        Ok(AdminUserDetail {
+            user: user_view(&account),
+            held: account.figures.held,
+            status: account.status,
+            ledger: entries.into_iter().map(super::entry_view).collect(),
+            open_holds: holds,
+            audit,
+        })
     }
 
     /// `POST /api/admin/adjust`: each line in its own transaction with its audit entry.
@@ -153,7 +165,7 @@ impl CreditsService {
         &self,
         caller: &Principal,
         lines: Vec<AdjustLine>,
-    ) -> Result<Vec<AdjustResult>, ServiceError> {
+    ) -> Result<AdjustReport, ServiceError> {
         Self::require_admin(caller)?;
         let actor = format!("admin:{}", caller.user_id);
         let mut results = Vec::with_capacity(lines.len());
@@ -163,12 +175,14 @@ impl CreditsService {
                 Ok(figures) => (true, None, Some(figures)),
                 Err(error) => {
                     let (code, message) = error.code_and_message();
-                    (false, Some(json!({"code": code, "message": message})), None)
+                    let detail = ErrorDetail { code: code.into(), message, required: None, remaining: None };
+                    (false, Some(detail), None)
                 }
             };
             results.push(AdjustResult { line: index + 1, user_id: line.user_id, ok, error, credits });
         }
-        Ok(results)
+        let failed = results.iter().filter(|result| !result.ok).count();
+        Ok(AdjustReport { succeeded: results.len() - failed, failed, results })
     }
 
     async fn adjust_line(
@@ -201,6 +215,7 @@ impl CreditsService {
             actor: actor.to_string(),
             audit_prefix: "batch",
             cost_per_video: self.inner.settings.cost_per_video,
+            received_at_ms: crate::db::now_ms(),
         };
         match self.inner.writer.submit(LedgerOp::credits(change)).await?.into_credits()? {
             Changed::Answered(answer) => Ok(answer.value.credits),
@@ -214,9 +229,22 @@ impl CreditsService {
         caller: &Principal,
         user_id: Option<&str>,
         limit: i64,
-    ) -> Result<Value, ServiceError> {
+    ) -> Result<AuditLog, ServiceError> {
         Self::require_admin(caller)?;
-        Ok(json!({ "entries": audit::list(&self.inner.db.pool, user_id, limit).await? }))
+        Ok(AuditLog { entries: audit::list(&self.inner.db.pool, user_id, limit).await? })
+    }
+
+    /// `GET /api/admin/webhooks`.
+    pub async fn webhook_deliveries(
+        &self,
+        caller: &Principal,
+        limit: i64,
+    ) -> Result<WebhookDeliveries, ServiceError> {
+        Self::require_admin(caller)?;
+        Ok(WebhookDeliveries {
+            deliveries: self.deliveries(limit).await?,
+            rejected: self.rejection_counts().await?,
+        })
     }
 
     /// `GET /api/admin/stats?from=&to=` and `credits stats`.

@@ -4,7 +4,7 @@
 
 use super::{CreditsService, ServiceError};
 use crate::auth::Principal;
-use crate::dto::CheckoutResponse;
+use crate::dto::{CheckoutResponse, CreemSelfTest, PaymentView, ProductCheck, SyntheticEventCheck};
 use crate::payments::creem_api::CheckoutRequest;
 use crate::payments::plan_for_product;
 use crate::webhooks::creem;
@@ -69,15 +69,18 @@ impl CreditsService {
     /// `GET /api/test-creem`: signs a synthetic `checkout.completed` with the
     /// configured secret and runs it through the same verification, parsing and
     /// plan mapping as a real delivery, without storing anything.
-    pub fn test_creem(&self) -> Value {
+    pub fn test_creem(&self) -> CreemSelfTest {
         let settings = &self.inner.settings;
         let secret = self.inner.creem.webhook_secret.as_deref();
-        let products: Vec<Value> = settings
+        let products = settings
             .plans
             .iter()
-            .map(|plan| {
-                json!({"plan": plan.name, "productId": plan.creem_product_id, "credits": plan.credits,
-                       "priceCents": plan.price_cents, "configured": !plan.creem_product_id.is_empty()})
+            .map(|plan| ProductCheck {
+                plan: plan.name.clone(),
+                product_id: plan.creem_product_id.clone(),
+                credits: plan.credits,
+                price_cents: plan.price_cents,
+                configured: !plan.creem_product_id.is_empty(),
             })
             .collect();
         let sample = settings.plans.iter().find(|plan| !plan.creem_product_id.is_empty());
@@ -109,24 +112,24 @@ impl CreditsService {
         if sample.is_none() {
             problems.push("no plan has a creem_product_id: no payment can be credited");
         }
-        json!({
-            "ok": problems.is_empty() && verified && tampered_rejected && mapping.is_some(),
-            "webhookSecretConfigured": secret.is_some(),
-            "apiKeyConfigured": self.inner.creem.api.has_key(),
-            "apiBase": self.inner.creem.api.base(),
-            "syntheticEvent": {
-                "eventType": "checkout.completed",
-                "signatureVerified": verified,
-                "tamperedBodyRejected": tampered_rejected,
-                "parsed": parsed.is_some(),
-                "productId": product_id,
-                "plan": mapping.map(|plan| plan.name.clone()),
-                "credits": mapping.map(|plan| plan.credits),
+        CreemSelfTest {
+            ok: problems.is_empty() && verified && tampered_rejected && mapping.is_some(),
+            webhook_secret_configured: secret.is_some(),
+            api_key_configured: self.inner.creem.api.has_key(),
+            api_base: self.inner.creem.api.base().to_string(),
+            synthetic_event: SyntheticEventCheck {
+                event_type: "checkout.completed".into(),
+                signature_verified: verified,
+                tampered_body_rejected: tampered_rejected,
+                parsed: parsed.is_some(),
+                product_id: product_id.to_string(),
+                plan: mapping.map(|plan| plan.name.clone()),
+                credits: mapping.map(|plan| plan.credits),
             },
-            "products": products,
-            "problems": problems,
-            "balancesChanged": false,
-        })
+            products,
+            problems: problems.into_iter().map(String::from).collect(),
+            balances_changed: false,
+        }
     }
 
     /// The test page's "send test webhook" (admins only): a signed
@@ -173,7 +176,7 @@ impl CreditsService {
     }
 
     /// Recorded payments, newest first, optionally of one status (admin).
-    pub async fn payments(&self, status: Option<&str>, limit: i64) -> Result<Vec<Value>, ServiceError> {
+    pub async fn payments(&self, status: Option<&str>, limit: i64) -> Result<Vec<PaymentView>, ServiceError> {
         let rows = sqlx::query(
             "SELECT id, payment_key, product_id, plan, amount_cents, currency, user_id, customer_email, \
              credits, clawed_back, refunded_cents, status, created_at, is_test FROM payments \
@@ -185,22 +188,22 @@ impl CreditsService {
         .await?;
         rows.iter()
             .map(|row| {
-                Ok(json!({
-                    "id": row.try_get::<i64, _>("id")?,
-                    "paymentKey": row.try_get::<String, _>("payment_key")?,
-                    "productId": row.try_get::<String, _>("product_id")?,
-                    "plan": row.try_get::<Option<String>, _>("plan")?,
-                    "amountCents": row.try_get::<i64, _>("amount_cents")?,
-                    "currency": row.try_get::<Option<String>, _>("currency")?,
-                    "userId": row.try_get::<Option<String>, _>("user_id")?,
-                    "customerEmail": row.try_get::<Option<String>, _>("customer_email")?,
-                    "credits": row.try_get::<i64, _>("credits")?,
-                    "clawedBack": row.try_get::<i64, _>("clawed_back")?,
-                    "refundedCents": row.try_get::<i64, _>("refunded_cents")?,
-                    "status": row.try_get::<String, _>("status")?,
-                    "test": row.try_get::<i64, _>("is_test")? != 0,
-                    "createdAt": crate::db::rfc3339(row.try_get("created_at")?),
-                }))
+                Ok(PaymentView {
+                    id: row.try_get("id")?,
+                    payment_key: row.try_get("payment_key")?,
+                    product_id: row.try_get("product_id")?,
+                    plan: row.try_get("plan")?,
+                    amount_cents: row.try_get("amount_cents")?,
+                    currency: row.try_get("currency")?,
+                    user_id: row.try_get("user_id")?,
+                    customer_email: row.try_get("customer_email")?,
+                    credits: row.try_get("credits")?,
+                    clawed_back: row.try_get("clawed_back")?,
+                    refunded_cents: row.try_get("refunded_cents")?,
+                    status: row.try_get("status")?,
+                    test: row.try_get::<i64, _>("is_test")? != 0,
+                    created_at: crate::db::rfc3339(row.try_get("created_at")?),
+                })
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(Into::into)

@@ -343,6 +343,7 @@ impl CreditsService {
             actor,
             audit_prefix: "credits",
             cost_per_video: self.inner.settings.cost_per_video,
+            received_at_ms: crate::db::now_ms(),
         };
         let changed = match self.inner.writer.submit(LedgerOp::credits(change.clone())).await {
             Err(ServiceError::NotFound(_)) if own => {
@@ -544,7 +545,7 @@ impl CreditsService {
         caller: &Principal,
         grant_id: i64,
         reason: &str,
-    ) -> Result<Value, ServiceError> {
+    ) -> Result<crate::dto::VoidedGrant, ServiceError> {
         if !caller.is_admin {
             return Err(ServiceError::Forbidden("admins only".into()));
         }
@@ -569,9 +570,7 @@ impl CreditsService {
         };
         let voided = self.inner.writer.submit(LedgerOp::Void(void)).await?.into_voided()?;
         let (owner, removed, after) = (voided.owner, voided.removed, voided.after);
-        Ok(
-            serde_json::json!({"grantId": grant_id, "userId": owner, "removed": removed, "credits": after.as_dto()}),
-        )
+        Ok(crate::dto::VoidedGrant { grant_id, user_id: owner.into(), removed, credits: after.as_dto() })
     }
 }
 

@@ -31,6 +31,9 @@ pub struct CreditChange {
     /// The audit action's prefix: `credits` (the API) or `batch` (the admin's file).
     pub audit_prefix: &'static str,
     pub cost_per_video: i64,
+    /// When the request arrived: its grant dates are checked against this,
+    /// not against when its batch runs.
+    pub received_at_ms: i64,
 }
 
 /// What a change produced: its answer, or (with nothing to store under an
@@ -71,7 +74,7 @@ impl CreditChange {
         } else {
             None
         };
-        apply_change(conn, target, &self.request, &self.actor).await?;
+        apply_change(conn, target, &self.request, &self.actor, self.received_at_ms).await?;
         if before.is_none() && self.key.is_none() {
             return Ok(Changed::Committed(self.target.clone()));
         }
@@ -125,6 +128,7 @@ async fn apply_change(
     target: &str,
     request: &ChangeRequest,
     actor: &str,
+    received_at_ms: i64,
 ) -> Result<(), ServiceError> {
     let now = crate::db::now_ms();
     if request.action != Action::Deduct {
@@ -138,7 +142,7 @@ async fn apply_change(
             expiry::apply_covered(conn, target, &Delta::spend(amount), amount, &meta).await?;
         }
         Action::Add => {
-            let spec = grant_spec(&request.grant, now)?;
+            let spec = grant_spec(&request.grant, received_at_ms)?;
             if spec.effective_at.is_some_and(|at| at > now) {
                 grants::schedule(conn, target, "adjust", amount, &spec).await?;
             } else {

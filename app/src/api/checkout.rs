@@ -1,7 +1,7 @@
 //! `POST /api/checkout` and `GET /api/test-creem`.
 
 use crate::error::ApiError;
-use credits::dto::CheckoutResponse;
+use credits::dto::{CheckoutResponse, CreemSelfTest};
 use leptos::prelude::*;
 use leptos::server_fn::codec::{GetUrl, Json};
 use serde_json::{Map, Value};
@@ -19,7 +19,7 @@ pub async fn create_checkout(
 
 /// The admin's self-test of the Creem webhook path; changes no balance.
 #[server(prefix = "/api", endpoint = "test-creem", input = GetUrl, output = crate::api::codec::JsonText)]
-pub async fn test_creem() -> Result<Value, ApiError> {
+pub async fn test_creem() -> Result<CreemSelfTest, ApiError> {
     use super::{admin, service};
     let service = service()?;
     admin(&service).await?;

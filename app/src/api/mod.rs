@@ -1,11 +1,22 @@
-//! The `#[server]` functions of the contract's credits and user-sync endpoints.
-//! Each one authenticates, calls the shared `CreditsService`, and maps errors.
+//! The resources served by `#[server]` functions, one module each; this is
+//! their only home (the server's `routes` module maps every resource).
+//! Each function authenticates, calls the shared `CreditsService`, and maps
+//! errors.
+//!
+//! - `credits`: `GET/POST /api/credits`, `GET /api/credits/history`
+//! - `user`: `GET/POST /api/user/sync`
+//! - `checkout`: `POST /api/checkout`, `GET /api/test-creem`
+//! - `ui`: `/api/ui/*`, what the pages need beyond the contract
+//!
+//! `admin` is no server function: it is the admin page's browser client of
+//! `/api/admin/*`, whose home is the server's `routes::admin`. `codec` is
+//! the answers' encoding.
 
 pub mod admin;
 pub mod checkout;
 pub mod codec;
 pub mod credits;
-pub mod session;
+pub mod ui;
 pub mod user;
 
 #[cfg(feature = "ssr")]
@@ -47,9 +58,8 @@ mod server_side {
 
     /// Turns a service error into the contract's status and body.
     pub(crate) fn fail(error: ServiceError) -> ApiError {
-        let error = ApiError::from(error);
-        respond_with_status(error.status());
-        error
+        respond_with_status(error.status().as_u16());
+        ApiError::from(error)
     }
 
     /// Sets the HTTP status of an API call. Server-rendered pages call the same

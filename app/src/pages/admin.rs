@@ -1,9 +1,8 @@
 //! `/admin`: user search, a user's figures and ledger, adjust/set with a reason,
 //! batch upload, webhook deliveries, the consistency check and a daily chart.
 
-use crate::api::admin::webhook_deliveries;
+use crate::api::admin;
 use crate::api::credits::post_credits;
-use crate::api::session::{admin_batch, admin_check, admin_stats, admin_user, admin_users};
 use crate::components::{short_time, ErrorLine};
 use crate::error::ApiError;
 use crate::i18n::Key;
@@ -32,17 +31,18 @@ fn Users() -> impl IntoView {
     let lang = use_lang();
     let t = move |key| lang.get().t(key);
     let query = RwSignal::new(String::new());
-    let found = Resource::new(move || query.get(), admin_users);
+    // Read in the browser only: `/api/admin/*` are plain routes, not server functions.
+    let found = LocalResource::new(move || admin::search_users(query.get()));
     let selected = RwSignal::new(None::<String>);
-    let detail = Resource::new(
-        move || selected.get(),
-        |id| async move {
+    let detail = LocalResource::new(move || {
+        let id = selected.get();
+        async move {
             match id {
-                Some(id) => admin_user(id).await.map(Some),
+                Some(id) => admin::user(id).await.map(Some),
                 None => Ok(None),
             }
-        },
-    );
+        }
+    });
     view! {
         <section class="card">
             <h2>{move || t(Key::Search)}</h2>
@@ -50,11 +50,11 @@ fn Users() -> impl IntoView {
                 on:input=move |ev| query.set(event_target_value(&ev)) />
             <Transition fallback=|| ()>
                 <ul class="users">
-                    {move || found.get().and_then(Result::ok).map(|value| {
-                        value["users"].as_array().cloned().unwrap_or_default().into_iter().map(|user| {
-                            let id = user["user"]["userId"].as_str().unwrap_or_default().to_string();
-                            let label = format!("{} · {}", id, user["user"]["email"].as_str().unwrap_or("-"));
-                            let remaining = user["user"]["credits"]["remaining"].as_i64().unwrap_or(0);
+                    {move || found.get().and_then(Result::ok).map(|found| {
+                        found.users.into_iter().map(|found| {
+                            let id = found.user.user_id;
+                            let label = format!("{} · {}", id, found.user.email.as_deref().unwrap_or("-"));
+                            let remaining = found.user.credits.remaining;
                             view! {
                                 <li><button class="link" data-testid="admin-user" on:click=move |_| selected.set(Some(id.clone()))>
                                     {label}</button> <span class="muted">{move || lang.get().amount(remaining)}</span></li>
@@ -145,15 +145,15 @@ fn StatsChart() -> impl IntoView {
     let t = move |key| lang.get().t(key);
     let from = RwSignal::new(String::new());
     let to = RwSignal::new(String::new());
-    let report = Resource::new(
-        move || (from.get(), to.get()),
-        move |(from, to)| async move {
+    let report = LocalResource::new(move || {
+        let (from, to) = (from.get(), to.get());
+        async move {
             if from.is_empty() || to.is_empty() {
                 return Ok(None);
             }
-            admin_stats(from, to).await.map(Some)
-        },
-    );
+            admin::stats(from, to).await.map(Some)
+        }
+    });
     view! {
         <section class="card">
             <h2>{move || t(Key::Stats)}</h2>
@@ -220,27 +220,20 @@ fn Batch() -> impl IntoView {
     let result = RwSignal::new(None::<String>);
     let run = move |_| {
         spawn_local(async move {
-            let text = match admin_batch(csv.get_untracked()).await {
-                Ok(value) => value["results"]
-                    .as_array()
-                    .map(|rows| {
-                        rows.iter()
-                            .map(|row| {
-                                format!(
-                                    "#{} {} {}",
-                                    row["line"],
-                                    row["userId"].as_str().unwrap_or(""),
-                                    if row["ok"] == true {
-                                        "ok".to_string()
-                                    } else {
-                                        row["error"]["message"].as_str().unwrap_or("").to_string()
-                                    }
-                                )
-                            })
-                            .collect::<Vec<_>>()
-                            .join("\n")
+            let text = match admin::adjust_csv(csv.get_untracked()).await {
+                Ok(report) => report
+                    .results
+                    .iter()
+                    .map(|row| {
+                        let outcome = match (&row.error, row.ok) {
+                            (_, true) => "ok",
+                            (Some(error), false) => error.message.as_str(),
+                            (None, false) => "",
+                        };
+                        format!("#{} {} {outcome}", row.line, row.user_id)
                     })
-                    .unwrap_or_default(),
+                    .collect::<Vec<_>>()
+                    .join("\n"),
                 Err(error) => error.message().to_string(),
             };
             result.set(Some(text));
@@ -265,7 +258,7 @@ fn CheckAndDeliveries() -> impl IntoView {
     let check = RwSignal::new(None::<String>);
     let run_check = move |_| {
         spawn_local(async move {
-            let text = match admin_check().await {
+            let text = match admin::check().await {
                 Ok(value) => format!(
                     "ok: {} · {} accounts · {} entries · {} problems",
                     value["ok"],
@@ -278,7 +271,7 @@ fn CheckAndDeliveries() -> impl IntoView {
             check.set(Some(text));
         });
     };
-    let deliveries = Resource::new(|| (), |_| webhook_deliveries(Some(20)));
+    let deliveries = LocalResource::new(|| admin::webhooks(20));
     view! {
         <section class="card">
             <h2>{move || t(Key::Check)}</h2>

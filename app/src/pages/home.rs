@@ -1,7 +1,7 @@
 //! `/`: balance, notices, plans to buy, and "generate video".
 
 use crate::api::checkout::create_checkout;
-use crate::api::session::generate_video;
+use crate::api::ui::generate_video;
 use crate::components::{session_now, use_session, ErrorLine, Figures, Notices, SignIn};
 use crate::error::ApiError;
 use crate::i18n::Key;

@@ -3,7 +3,7 @@
 //! and a log of what each action returned. Admin-only controls for admins only.
 
 use crate::api::checkout::test_creem;
-use crate::api::session::send_test_webhook;
+use crate::api::ui::send_test_webhook;
 use crate::components::{session_now, Figures};
 use crate::i18n::Key;
 use crate::state::{use_credits, use_lang};

@@ -10,16 +10,17 @@
 //! spend its `sign_in_account` budget from whatever address they come, and a
 //! correct one costs nothing, so other clients are never locked out.
 
-use super::api_error;
 use super::client::client_of;
+use super::HttpError;
 use crate::rate_limit::{RateLimiter, RouteClass};
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, Extensions, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, Extensions, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use credits::auth::local::{self, LocalAuthError, NewSession, CSRF_COOKIE, SESSION_COOKIE, SESSION_DAYS};
+use credits::dto::{SessionStarted, SignedOut};
 use credits::service::{CreditsService, ServiceError};
 use serde::Deserialize;
 use std::sync::Arc;
@@ -54,30 +55,23 @@ fn credentials(headers: &HeaderMap, body: &[u8]) -> Result<Credentials, ServiceE
     parsed.map_err(|error| ServiceError::Invalid(format!("send `email` and `password`: {error}")))
 }
 
+/// A refused sign-up or sign-in; every password-hashing slot taken is 503
+/// `unavailable` with `Retry-After`.
 fn local_error(error: LocalAuthError) -> Response {
-    api_error(match error {
+    HttpError::from(match error {
         LocalAuthError::Invalid(message) => ServiceError::Invalid(message),
         LocalAuthError::Taken => ServiceError::Invalid(error.to_string()),
         LocalAuthError::WrongCredentials => ServiceError::Unauthenticated(error.to_string()),
-        LocalAuthError::Busy => return busy(),
+        LocalAuthError::Busy => ServiceError::Unavailable("sign-in is busy; retry in a moment".into()),
         LocalAuthError::Database(detail) => ServiceError::Internal(detail),
     })
-}
-
-/// 503 `unavailable`: every password-hashing slot is taken.
-fn busy() -> Response {
-    let mut response = super::error_response(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "unavailable",
-        "sign-in is busy; retry in a moment",
-    );
-    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    response
+    .into_response()
 }
 
 fn disabled(service: &CreditsService) -> Option<Response> {
     (!service.local_accounts()).then(|| {
-        api_error(ServiceError::NotFound("local accounts are off: this server signs in with Clerk".into()))
+        let off = ServiceError::NotFound("local accounts are off: this server signs in with Clerk".into());
+        HttpError::from(off).into_response()
     })
 }
 
@@ -90,7 +84,8 @@ fn with_session(session: NewSession, secure: bool) -> Response {
     );
     let csrf_cookie =
         format!("{CSRF_COOKIE}={}; SameSite=Lax; Path=/; Max-Age={max_age}{secure}", session.csrf_token);
-    let body = serde_json::json!({"userId": session.user_id, "email": session.email, "csrfToken": session.csrf_token});
+    let body =
+        SessionStarted { user_id: session.user_id, email: session.email, csrf_token: session.csrf_token };
     let mut response = Json(body).into_response();
     for cookie in [session_cookie, csrf_cookie] {
         response
@@ -137,7 +132,7 @@ async fn started(
 ) -> Response {
     if let Some(old) = credits::auth::cookie(headers, SESSION_COOKIE) {
         if let Err(error) = local::sign_out(&service.db().pool, old).await {
-            return api_error(ServiceError::Internal(error.to_string()));
+            return HttpError::from(ServiceError::Internal(error.to_string())).into_response();
         }
     }
     with_session(session, client_of(extensions).https)
@@ -153,7 +148,7 @@ async fn sign_up(
     }
     let credentials = match credentials(&request.headers, &body) {
         Ok(credentials) => credentials,
-        Err(error) => return api_error(error),
+        Err(error) => return HttpError::from(error).into_response(),
     };
     let response = match local::sign_up(&service.db().pool, &credentials.email, &credentials.password).await {
         Ok(session) => started(&service, &request.headers, &request.extensions, session).await,
@@ -172,7 +167,7 @@ async fn sign_in(
     }
     let credentials = match credentials(&request.headers, &body) {
         Ok(credentials) => credentials,
-        Err(error) => return api_error(error),
+        Err(error) => return HttpError::from(error).into_response(),
     };
     let account = credentials.email.trim().to_lowercase();
     if let Err(retry_after) = limiter.check(RouteClass::SignInAccount, &account) {
@@ -196,11 +191,11 @@ async fn sign_in(
 async fn sign_out(State((service, _)): State<AuthState>, request: axum::http::request::Parts) -> Response {
     if let Some(token) = credits::auth::cookie(&request.headers, SESSION_COOKIE) {
         if let Err(error) = local::sign_out(&service.db().pool, token).await {
-            return api_error(ServiceError::Internal(error.to_string()));
+            return HttpError::from(ServiceError::Internal(error.to_string())).into_response();
         }
     }
     let secure = if client_of(&request.extensions).https { "; Secure" } else { "" };
-    let mut response = Json(serde_json::json!({"signedOut": true})).into_response();
+    let mut response = Json(SignedOut { signed_out: true }).into_response();
     for name in [SESSION_COOKIE, CSRF_COOKIE] {
         let expired = format!("{name}=; Path=/; Max-Age=0; SameSite=Lax{secure}");
         response

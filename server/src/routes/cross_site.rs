@@ -12,9 +12,9 @@
 //! demand their CSRF token then (`CreditsService::authenticate`).
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::http::{header, HeaderMap, Method};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use credits::auth::local::SESSION_COOKIE;
 use credits::security::origin::{is_allowed, Origin, Provenance};
 use std::sync::Arc;
@@ -77,11 +77,10 @@ pub async fn guard(State(site): State<Arc<SiteOrigins>>, request: Request, next:
         if let Provenance::Stated(origin) = stated {
             if !is_allowed(origin, &site.allowed_for(headers)) {
                 metrics::counter!("cross_site_refused_total").increment(1);
-                return super::error_response(
-                    StatusCode::FORBIDDEN,
-                    "forbidden",
-                    "cross-site request refused: this change must come from this site's own pages",
+                let refused = credits::service::ServiceError::Forbidden(
+                    "cross-site request refused: this change must come from this site's own pages".into(),
                 );
+                return super::HttpError::from(refused).into_response();
             }
         }
     }

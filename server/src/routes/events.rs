@@ -13,10 +13,9 @@
 //! `STREAMS_PER_USER` streams in this process. The browser reconnects an
 //! ended stream with the session it has then.
 
-use super::{api_error, error_response};
+use super::HttpError;
 use axum::extract::State;
-use axum::http::header::RETRY_AFTER;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -117,16 +116,11 @@ struct EventsState {
 async fn events(State(state): State<EventsState>, headers: HeaderMap) -> Response {
     let (caller, session_end) = match state.service.authenticate_stream(&headers).await {
         Ok(authenticated) => authenticated,
-        Err(error) => return api_error(error),
+        Err(error) => return HttpError::from(error).into_response(),
     };
     let Some((slot, replaced)) = state.streams.open(&caller.user_id) else {
-        let mut response = error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "too many live streams; retry later",
-        );
-        response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("5"));
-        return response;
+        let message = "too many live streams; retry later";
+        return HttpError::Busy { message, retry_after: Duration::from_secs(5) }.into_response();
     };
     let receiver = state.feed.sender.subscribe();
     // The current figures first, with how soon to reconnect once the stream

@@ -1,7 +1,6 @@
 //! `GET /healthz`: 200 when the database answers.
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -16,11 +15,8 @@ async fn healthz(State(service): State<CreditsService>) -> Response {
         Ok(()) => Json(serde_json::json!({"status": "ok"})).into_response(),
         Err(error) => {
             tracing::error!(%error, "health check failed");
-            super::error_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "the database does not answer",
-            )
+            let down = credits::service::ServiceError::Unavailable("the database does not answer".into());
+            super::HttpError::from(down).into_response()
         }
     }
 }

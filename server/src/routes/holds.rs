@@ -1,6 +1,6 @@
 //! `POST /api/holds`, `/api/holds/{id}/capture`, `/api/holds/{id}/release`.
 
-use super::{api_error, idempotency_key, json_object, replayable};
+use super::{idempotency_key, json_object, replayable, HttpError};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method};
@@ -18,18 +18,18 @@ pub fn router<S>(service: CreditsService) -> Router<S> {
         .with_state(service)
 }
 
-async fn create(State(service): State<CreditsService>, headers: HeaderMap, body: Bytes) -> Response {
-    let run = async {
-        let (caller, remembered) =
-            service.authenticate_hold_write(&Method::POST, &headers).await.map_err(api_error)?;
-        let answer = async {
-            let body = json_object(&body)?;
-            let key = idempotency_key(&headers)?;
-            service.create_hold(&caller, &body, key.as_deref()).await
-        };
-        settle(&service, &caller, remembered, answer.await).await
+async fn create(
+    State(service): State<CreditsService>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, HttpError> {
+    let (caller, remembered) = service.authenticate_hold_write(&Method::POST, &headers).await?;
+    let answer = async {
+        let body = json_object(&body)?;
+        let key = idempotency_key(&headers)?;
+        service.create_hold(&caller, &body, key.as_deref()).await
     };
-    run.await.map_or_else(|response| response, replayable)
+    settle(&service, &caller, remembered, answer.await).await.map(replayable)
 }
 
 /// A refusal to a worker key taken from memory is first checked against the
@@ -39,10 +39,10 @@ async fn settle<T>(
     caller: &Principal,
     remembered: bool,
     answer: Result<T, ServiceError>,
-) -> Result<T, Response> {
+) -> Result<T, HttpError> {
     match answer {
-        Err(error) if remembered => Err(api_error(service.confirm_api_key(caller, error).await)),
-        answer => answer.map_err(api_error),
+        Err(error) if remembered => Err(service.confirm_api_key(caller, error).await.into()),
+        answer => Ok(answer?),
     }
 }
 
@@ -52,18 +52,14 @@ async fn resolve(
     capture: bool,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    let run = async {
-        let (caller, remembered) =
-            service.authenticate_hold_write(&Method::POST, &headers).await.map_err(api_error)?;
-        let answer = async {
-            let body = json_object(&body)?;
-            let key = idempotency_key(&headers)?;
-            service.resolve_hold(&caller, &id, capture, &body, key.as_deref()).await
-        };
-        settle(&service, &caller, remembered, answer.await).await
+) -> Result<Response, HttpError> {
+    let (caller, remembered) = service.authenticate_hold_write(&Method::POST, &headers).await?;
+    let answer = async {
+        let body = json_object(&body)?;
+        let key = idempotency_key(&headers)?;
+        service.resolve_hold(&caller, &id, capture, &body, key.as_deref()).await
     };
-    run.await.map_or_else(|response| response, replayable)
+    settle(&service, &caller, remembered, answer.await).await.map(replayable)
 }
 
 async fn capture(
@@ -71,7 +67,7 @@ async fn capture(
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+) -> Result<Response, HttpError> {
     resolve(service, id, true, headers, body).await
 }
 
@@ -80,6 +76,6 @@ async fn release(
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+) -> Result<Response, HttpError> {
     resolve(service, id, false, headers, body).await
 }

@@ -3,9 +3,9 @@
 use crate::rate_limit::{RateLimiter, RouteClass};
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, Method};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use credits::security::client_ip::rate_limit_key;
 use credits::service::CreditsService;
 use std::sync::Arc;
@@ -22,11 +22,8 @@ pub async fn limit_body(request: Request, next: Next) -> Response {
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<usize>().ok());
     if declared.is_some_and(|length| length > MAX_BODY_BYTES) {
-        return super::error_response(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            &format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
-        );
+        let message = format!("request bodies are limited to {MAX_BODY_BYTES} bytes");
+        return super::HttpError::PayloadTooLarge(message).into_response();
     }
     let (parts, body) = request.into_parts();
     let body = Body::new(http_body_util::Limited::new(body, MAX_BODY_BYTES));
@@ -76,12 +73,5 @@ pub async fn rate_limit(
 /// 429 `rate_limited` with `Retry-After` in whole seconds.
 pub fn too_many(retry_after: std::time::Duration) -> Response {
     metrics::counter!("rate_limited_total").increment(1);
-    let mut response = super::error_response(
-        StatusCode::TOO_MANY_REQUESTS,
-        "rate_limited",
-        "too many requests; retry later",
-    );
-    let seconds = retry_after.as_secs().max(1).to_string();
-    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_str(&seconds).expect("digits"));
-    response
+    super::HttpError::RateLimited(retry_after).into_response()
 }

@@ -8,13 +8,13 @@
 //! the figures.
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::http::{header, HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use credits::secret::Secret;
-use credits::service::CreditsService;
+use credits::service::{CreditsService, ServiceError};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -45,11 +45,9 @@ async fn render(
     headers: HeaderMap,
 ) -> Response {
     if token.is_some_and(|token| !presents(&token, &headers)) {
-        return super::error_response(
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
-            "/metrics needs the metrics token as a bearer token",
-        );
+        let refused =
+            ServiceError::Unauthenticated("/metrics needs the metrics token as a bearer token".into());
+        return super::HttpError::from(refused).into_response();
     }
     let pool = &service.db().pool;
     metrics::gauge!("db_pool_connections").set(f64::from(pool.size()));

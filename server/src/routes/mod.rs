@@ -1,9 +1,30 @@
-//! Plain axum routes: what the contract asks for outside server functions.
+//! The HTTP surface, one module per resource. Each resource has exactly one
+//! home: a module here when it is served by plain axum routes, or the app's
+//! `credits_app::api` module of the same name when it is served by Leptos
+//! server functions (dispatched by `server_fns`).
+//!
+//! | Resource   | Paths                                              | Home                         |
+//! |------------|----------------------------------------------------|------------------------------|
+//! | credits    | `/api/credits`, `/api/credits/history`             | `credits_app::api::credits`  |
+//! | events     | `/api/credits/events`                              | `routes::events`             |
+//! | holds      | `/api/holds`, `/api/holds/{id}/capture`, `/release`| `routes::holds`              |
+//! | user       | `/api/user/sync`                                   | `credits_app::api::user`     |
+//! | checkout   | `/api/checkout`, `/api/test-creem`                 | `credits_app::api::checkout` |
+//! | webhooks   | `/api/webhooks/creem`, `/api/webhooks/clerk`       | `routes::webhooks`           |
+//! | auth       | `/api/auth/sign-up`, `/sign-in`, `/sign-out`       | `routes::auth`               |
+//! | admin      | `/api/admin/*` (all of it)                         | `routes::admin`              |
+//! | ui         | `/api/ui/*` (the pages' own calls)                 | `credits_app::api::ui`       |
+//!
+//! The rest is infrastructure, not a resource: `error` (how a route
+//! refuses), `client`, `cross_site`, `limits`, `security_headers` (request
+//! layers), `metrics`, `health`, `openapi`, and `server_fns` (the dispatch
+//! to the server functions).
 
 pub mod admin;
 pub mod auth;
 pub mod client;
 pub mod cross_site;
+pub mod error;
 pub mod events;
 pub mod health;
 pub mod holds;
@@ -14,35 +35,22 @@ pub mod security_headers;
 pub mod server_fns;
 pub mod webhooks;
 
-use axum::http::{HeaderMap, Method, StatusCode};
+pub use error::HttpError;
+
+use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use credits::auth::Principal;
-use credits::dto::{ErrorBody, ErrorDetail};
 use credits::service::{CreditsService, ServiceError};
 use serde_json::{Map, Value};
-
-/// A service error in the contract's status and body (the same mapping the
-/// server functions use).
-pub fn api_error(error: ServiceError) -> Response {
-    let error = credits_app::error::ApiError::from(error);
-    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = (status, Json(error)).into_response();
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        response
-            .headers_mut()
-            .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
-    }
-    response
-}
 
 /// The verified caller, or the 401 to send.
 pub async fn caller(
     service: &CreditsService,
     method: &Method,
     headers: &HeaderMap,
-) -> Result<Principal, Response> {
-    service.authenticate(method, headers).await.map_err(api_error)
+) -> Result<Principal, HttpError> {
+    Ok(service.authenticate(method, headers).await?)
 }
 
 /// The `Idempotency-Key` header, if any.
@@ -75,10 +83,17 @@ pub fn replayable<T: serde::Serialize>(outcome: credits::service::Replayable<T>)
     response
 }
 
-/// An error in the contract's format from a plain route.
-pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = ErrorBody {
-        error: ErrorDetail { code: code.into(), message: message.into(), required: None, remaining: None },
-    };
-    (status, Json(body)).into_response()
+/// A query string read into `T`; one that does not fit is the contract's
+/// 400 `invalid_request`, not axum's plain-text rejection.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, HttpError> {
+        let query = parts.uri.query().unwrap_or_default();
+        serde_urlencoded::from_str(query).map(ApiQuery).map_err(|error| {
+            ServiceError::Invalid(format!("the request body or query is malformed: {error}")).into()
+        })
+    }
 }

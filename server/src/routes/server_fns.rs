@@ -2,7 +2,6 @@
 //! context; an unknown API path is a 404 in the contract's format.
 
 use axum::extract::Request;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
@@ -23,7 +22,8 @@ async fn dispatch(context: impl Fn() + Clone + Send + 'static, request: Request)
     let known =
         leptos::server_fn::axum::get_server_fn_service(request.uri().path(), request.method().clone());
     if known.is_none() {
-        return super::error_response(StatusCode::NOT_FOUND, "not_found", "no such API route or method");
+        let unknown = credits::service::ServiceError::NotFound("no such API route or method".into());
+        return super::HttpError::from(unknown).into_response();
     }
     leptos_axum::handle_server_fns_with_context(context, request).await.into_response()
 }

@@ -1,9 +1,10 @@
 //! `POST /api/webhooks/creem` and `POST /api/webhooks/clerk`: plain axum
 //! routes, because the signature covers the raw bytes of the body.
 
+use super::HttpError;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
@@ -41,16 +42,16 @@ async fn clerk_webhook(State(service): State<CreditsService>, headers: HeaderMap
     }
 }
 
-/// Webhook errors in the contract's format; a 5xx makes the sender retry.
+/// Webhook errors in the contract's format: a bad signature is 401, a bad
+/// body 400, and anything else a 5xx, which makes the sender retry.
 fn error_response(error: ServiceError) -> Response {
-    let (status, code) = match &error {
-        ServiceError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
-        ServiceError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
-        ServiceError::Internal(detail) => {
-            tracing::error!(%detail, "webhook failed; the sender will retry");
-            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+    let error = match error {
+        refused @ (ServiceError::Unauthenticated(_) | ServiceError::Invalid(_)) => refused,
+        retry @ (ServiceError::Unavailable(_) | ServiceError::Retryable(_)) => retry,
+        failed => {
+            tracing::error!(error = %failed, "webhook failed; the sender will retry");
+            ServiceError::Internal(failed.to_string())
         }
-        _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
     };
-    super::error_response(status, code, &error.to_string())
+    HttpError::from(error).into_response()
 }

@@ -41,6 +41,8 @@ const API_KEY: usize = 8;
 enum Body {
     None,
     Json(&'static str),
+    /// A CSV body (`text/csv`), as the admin page sends a batch.
+    Csv(&'static str),
     Form(&'static [(&'static str, &'static str)]),
 }
 
@@ -74,7 +76,7 @@ const CLERK_EVENT: Body = Body::Json(r#"{"type":"user.created","data":{"id":"use
 const CREDENTIALS: Body = Body::Json(r#"{"email":"matrix@example.com","password":"correct horse battery"}"#);
 const LANGUAGE: Body = Body::Form(&[("lang", "en")]);
 const PLAN: Body = Body::Form(&[("plan", "starter")]);
-const CSV: Body = Body::Form(&[("csv", "userId,action,amount,reason\n{user},add,1,matrix\n")]);
+const CSV: Body = Body::Csv("userId,action,amount,reason\n{user},add,1,matrix\n");
 
 /// Every route of the service. Columns: anonymous, malformed token, expired token,
 /// wrong issuer, wrong azp, user, other user, admin, API key, revoked API key.
@@ -102,6 +104,7 @@ const ROUTES: &[Route] = &[
     row("GET /api/admin/users?q={user}",      NONE,     [401, 401, 401, 401, 401, 403, 403, 200, 403, 401]),
     row("GET /api/admin/users/{user}",        NONE,     [401, 401, 401, 401, 401, 403, 403, 200, 403, 401]),
     row("POST /api/admin/adjust",             ADJUST,   [401, 401, 401, 401, 401, 403, 403, 200, 403, 401]),
+    row("POST /api/admin/adjust",             CSV,      [401, 401, 401, 401, 401, 403, 403, 200, 403, 401]),
     row("GET /api/admin/audit?userId={user}", NONE,     [401, 401, 401, 401, 401, 403, 403, 200, 403, 401]),
     row("GET /api/admin/stats?from=2024-01-01&to=2024-01-31",
                                               NONE,     [401, 401, 401, 401, 401, 403, 403, 200, 403, 401]),
@@ -131,12 +134,8 @@ const ROUTES: &[Route] = &[
     row("POST /api/ui/language",              LANGUAGE, [200, 200, 200, 200, 200, 200, 200, 200, 200, 200]),
     row("POST /api/ui/generate-video",        NONE,     [401, 401, 401, 401, 401, 200, 200, 200, 400, 401]),
     row("POST /api/ui/test-webhook",          PLAN,     [401, 401, 401, 401, 401, 403, 403, 200, 403, 401]),
-    row("GET /api/ui/admin-users?q={user}",   NONE,     [401, 401, 401, 401, 401, 403, 403, 200, 403, 401]),
-    row("GET /api/ui/admin-user?id={user}",   NONE,     [401, 401, 401, 401, 401, 403, 403, 200, 403, 401]),
-    row("GET /api/ui/admin-stats?from=2024-01-01&to=2024-01-31",
-                                              NONE,     [401, 401, 401, 401, 401, 403, 403, 200, 403, 401]),
-    row("GET /api/ui/admin-check",            NONE,     [401, 401, 401, 401, 401, 403, 403, 200, 403, 401]),
-    row("POST /api/ui/admin-batch",           CSV,      [401, 401, 401, 401, 401, 403, 403, 200, 403, 401]),
+    // The admin page calls `/api/admin/*` itself: the old `/api/ui/admin-*` twins are gone.
+    row("GET /api/ui/admin-users?q={user}",   NONE,     [404, 404, 404, 404, 404, 404, 404, 404, 404, 404]),
 ];
 
 const LEGEND: &str = "\
@@ -261,7 +260,15 @@ impl World {
             let created = world.call("GET", "/api/credits", Some(&valid(who)), NONE).await;
             assert_eq!(created.0, 200, "{}", created.1);
             let body = json!({"action": "set", "amount": 100_000, "userId": who}).to_string();
-            let set = world.send("POST", "/api/credits", Some(&world.admin_token), Some(body), None).await;
+            let set = world
+                .send(
+                    "POST",
+                    "/api/credits",
+                    Some(&world.admin_token),
+                    Some(("application/json", body)),
+                    None,
+                )
+                .await;
             assert_eq!(set.0, 200, "{}", set.1);
         }
         world
@@ -273,7 +280,7 @@ impl World {
         method: &str,
         path: &str,
         bearer: Option<&str>,
-        json: Option<String>,
+        text: Option<(&'static str, String)>,
         form: Option<Vec<(String, String)>>,
     ) -> (u16, String) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
@@ -282,8 +289,8 @@ impl World {
             if let Some(bearer) = bearer {
                 request = request.bearer_auth(bearer);
             }
-            if let Some(json) = &json {
-                request = request.header(CONTENT_TYPE, "application/json").body(json.clone());
+            if let Some((content_type, text)) = &text {
+                request = request.header(CONTENT_TYPE, *content_type).body(text.clone());
             }
             if let Some(form) = &form {
                 request = request.form(form);
@@ -316,17 +323,18 @@ impl World {
     /// Sends `request` ("METHOD /path") with `body`, placeholders filled in.
     async fn call(&self, method: &str, path: &str, bearer: Option<&str>, body: Body) -> (u16, String) {
         let fill = |text: &str| text.replace("{user}", &self.user);
-        let (json, form) = match body {
+        let (text, form) = match body {
             Body::None => (None, None),
-            Body::Json(text) => (Some(fill(text)), None),
+            Body::Json(text) => (Some(("application/json", fill(text))), None),
+            Body::Csv(text) => (Some(("text/csv", fill(text))), None),
             Body::Form(pairs) => (None, Some(pairs.iter().map(|(k, v)| (k.to_string(), fill(v))).collect())),
         };
-        self.send(method, &fill(path), bearer, json, form).await
+        self.send(method, &fill(path), bearer, text, form).await
     }
 
     /// A new open hold of the user.
     async fn fresh_hold(&self) -> String {
-        let body = Some(json!({"amount": 1, "ttlSeconds": 3600}).to_string());
+        let body = Some(("application/json", json!({"amount": 1, "ttlSeconds": 3600}).to_string()));
         let (status, text) = self.send("POST", "/api/holds", Some(&self.user_token), body, None).await;
         assert_eq!(status, 200, "{text}");
         let hold: Value = serde_json::from_str(&text).unwrap();
@@ -335,7 +343,10 @@ impl World {
 
     /// A new open hold of the user, made by the worker's API key.
     async fn fresh_worker_hold(&self) -> String {
-        let body = Some(json!({"userId": self.user, "amount": 1, "ttlSeconds": 3600}).to_string());
+        let body = Some((
+            "application/json",
+            json!({"userId": self.user, "amount": 1, "ttlSeconds": 3600}).to_string(),
+        ));
         let (status, text) =
             self.send("POST", "/api/holds", self.bearers[API_KEY].as_deref(), body, None).await;
         assert_eq!(status, 200, "{text}");
@@ -382,6 +393,7 @@ fn body_text(body: Body) -> String {
     match body {
         Body::None => String::new(),
         Body::Json(text) => format!("`{text}`"),
+        Body::Csv(text) => format!("`{}` (CSV)", text.replace('\n', "\\n")),
         Body::Form(pairs) => {
             let pairs: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
             format!("`{}` (form)", pairs.join("&").replace('\n', "\\n"))
@@ -563,7 +575,7 @@ async fn cookie_sessions_need_the_csrf_token_on_every_admin_write(backend: Backe
         ("/api/admin/adjust".to_string(), ADJUST),
         ("/api/credits".to_string(), ADD),
         (format!("/api/admin/grants/{grant}/void"), VOID),
-        ("/api/ui/admin-batch".to_string(), CSV),
+        ("/api/admin/adjust".to_string(), CSV),
         ("/api/ui/test-webhook".to_string(), PLAN),
     ];
     for (path, body) in cases {
@@ -576,6 +588,7 @@ async fn cookie_sessions_need_the_csrf_token_on_every_admin_write(backend: Backe
             request = match body {
                 Body::None => request,
                 Body::Json(text) => request.header(CONTENT_TYPE, "application/json").body(fill(text)),
+                Body::Csv(text) => request.header(CONTENT_TYPE, "text/csv").body(fill(text)),
                 Body::Form(pairs) => {
                     let pairs: Vec<(&str, String)> = pairs.iter().map(|(k, v)| (*k, fill(v))).collect();
                     request.form(&pairs)
@@ -606,6 +619,7 @@ async fn cookie_changes_from_another_site_are_refused_on_every_route(backend: Ba
             request = match route.body {
                 Body::None => request,
                 Body::Json(text) => request.header(CONTENT_TYPE, "application/json").body(fill(text)),
+                Body::Csv(text) => request.header(CONTENT_TYPE, "text/csv").body(fill(text)),
                 Body::Form(pairs) => {
                     let pairs: Vec<(&str, String)> = pairs.iter().map(|(k, v)| (*k, fill(v))).collect();
                     request.form(&pairs)

@@ -1,6 +1,6 @@
 //! What the pages need beyond the contract's endpoints: who is signed in, the
 //! language cookie, the "generate video" demo (a hold, then its capture), a
-//! signed test webhook, and the admin page's reads.
+//! signed test webhook. (The admin page reads `/api/admin/*` itself: `api::admin`.)
 
 use crate::error::ApiError;
 use leptos::prelude::*;
@@ -93,48 +93,4 @@ pub async fn send_test_webhook(plan: String) -> Result<Value, ApiError> {
     let caller = admin(&service).await?;
     let outcome = service.send_test_webhook(&caller, &plan).await.map_err(fail)?;
     Ok(serde_json::to_value(outcome).unwrap_or_default())
-}
-
-#[server(prefix = "/api/ui", endpoint = "admin-users", input = GetUrl, output = crate::api::codec::JsonText)]
-pub async fn admin_users(q: String) -> Result<Value, ApiError> {
-    use super::{admin, fail, service};
-    let service = service()?;
-    let caller = admin(&service).await?;
-    service.search_users(&caller, &q).await.map_err(fail)
-}
-
-#[server(prefix = "/api/ui", endpoint = "admin-user", input = GetUrl, output = crate::api::codec::JsonText)]
-pub async fn admin_user(id: String) -> Result<Value, ApiError> {
-    use super::{admin, fail, service};
-    let service = service()?;
-    let caller = admin(&service).await?;
-    service.user_detail(&caller, &id).await.map_err(fail)
-}
-
-#[server(prefix = "/api/ui", endpoint = "admin-stats", input = GetUrl, output = crate::api::codec::JsonText)]
-pub async fn admin_stats(from: String, to: String) -> Result<Value, ApiError> {
-    use super::{admin, fail, service};
-    let service = service()?;
-    admin(&service).await?;
-    let report = service.stats(&from, &to).await.map_err(fail)?;
-    Ok(serde_json::to_value(report).unwrap_or_default())
-}
-
-#[server(prefix = "/api/ui", endpoint = "admin-check", input = GetUrl, output = crate::api::codec::JsonText)]
-pub async fn admin_check() -> Result<Value, ApiError> {
-    use super::{admin, fail, service};
-    let service = service()?;
-    admin(&service).await?;
-    let report = service.check().await.map_err(fail)?;
-    Ok(serde_json::to_value(report).unwrap_or_default())
-}
-
-#[server(prefix = "/api/ui", endpoint = "admin-batch", output = crate::api::codec::JsonText)]
-pub async fn admin_batch(csv: String) -> Result<Value, ApiError> {
-    use super::{admin, fail, service};
-    let service = service()?;
-    let caller = admin(&service).await?;
-    let lines = credits::service::parse_batch("text/csv", csv.as_bytes()).map_err(fail)?;
-    let results = service.adjust_batch(&caller, lines).await.map_err(fail)?;
-    Ok(serde_json::json!({ "results": results }))
 }

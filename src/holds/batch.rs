@@ -24,11 +24,10 @@
 //! in the same transaction, and so gets the usual answer or refusal.
 
 use super::{Hold, MadeBy, Resolver};
-use crate::exec::{Arg, Exec, ReadRow};
-use crate::ledger::batch::{
-    cached, draw_grants, entries_sql, figures_after_each, first_grant_draw_sql, lock_accounts,
-    statement_cell, table, totals_json, totals_per_account, Draw, StatementCell,
-};
+use crate::exec::{Exec, ReadRow};
+use crate::ledger::batch::{entries_sql, figures_after_each, lock_accounts};
+use crate::ledger::grants::{draw_grants, hold_draw_sql, Draw};
+use crate::ledger::sql::{cached, statement_cell, table, totals_json, totals_per_account, StatementCell};
 use crate::ledger::{Delta, EntryKind, Figures};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
@@ -406,9 +405,7 @@ async fn move_captured_draws<C: Exec>(
         return Ok(());
     }
     let moves = serde_json::Value::from(moves).to_string();
-    conn.execute(capture_grants_sql(postgres), vec![Arg::from(moves.as_str())]).await?;
-    conn.execute(capture_draws_sql(postgres), vec![Arg::from(moves)]).await?;
-    Ok(())
+    crate::ledger::grants::move_captured(conn, &moves, postgres).await
 }
 
 /// Step 7: what one applied op's entry causes besides: notices, metrics, the trace.
@@ -541,13 +538,6 @@ fn capture_move_sql(postgres: bool) -> &'static str {
     )
 }
 
-/// Step 5: holds each account's total in its first live grant where that
-/// grant covers it; `$1` the time, `$2` the totals.
-fn hold_draw_sql(postgres: bool) -> &'static str {
-    static CELL: StatementCell = statement_cell();
-    cached(postgres, |postgres| first_grant_draw_sql(postgres, "held"), &CELL)
-}
-
 /// Step 5: the new holds; `$1` the time, `$2` the rows.
 fn insert_holds_sql(postgres: bool) -> &'static str {
     static CELL: StatementCell = statement_cell();
@@ -572,60 +562,6 @@ fn insert_holds_sql(postgres: bool) -> &'static str {
                         ("made_by", "text"),
                     ]
                 ),
-            )
-        },
-        &CELL,
-    )
-}
-
-const MOVES: [(&str, &str); 2] = [("hold_entry", "bigint"), ("capture_entry", "bigint")];
-
-/// Step 6: the (hold entry, capture entry) rows of `$1` as `r`, each with
-/// what its hold drew as `d`. On PostgreSQL a LATERAL lookup (`OFFSET 0`
-/// keeps the planner from flattening it back into a join), so each row reads
-/// its hold's draws through the primary key whatever the statistics say: a
-/// plain join lets a planner without statistics of `grant_draws` (before it
-/// is first analyzed) guess many draws per entry and hash a full scan of the
-/// table instead.
-fn hold_draws(postgres: bool) -> String {
-    let rows = table(postgres, "$1", &MOVES);
-    if postgres {
-        format!(
-            "({rows}) AS r CROSS JOIN LATERAL \
-             (SELECT grant_id, amount FROM grant_draws WHERE grant_draws.entry_id = r.hold_entry OFFSET 0) AS d"
-        )
-    } else {
-        format!("grant_draws d JOIN ({rows}) AS r ON d.entry_id = r.hold_entry")
-    }
-}
-
-/// Step 6: what the captured holds drew, from `held` to `used`; `$1` the (hold entry, capture entry) rows.
-fn capture_grants_sql(postgres: bool) -> &'static str {
-    static CELL: StatementCell = statement_cell();
-    cached(
-        postgres,
-        |postgres| {
-            format!(
-                "UPDATE grants SET held = held - x.amount, used = used + x.amount \
-                 FROM (SELECT d.grant_id, SUM(d.amount) AS amount FROM {draws} GROUP BY d.grant_id) AS x \
-                 WHERE grants.id = x.grant_id",
-                draws = hold_draws(postgres),
-            )
-        },
-        &CELL,
-    )
-}
-
-/// Step 6: each capture entry draws what its hold drew.
-fn capture_draws_sql(postgres: bool) -> &'static str {
-    static CELL: StatementCell = statement_cell();
-    cached(
-        postgres,
-        |postgres| {
-            format!(
-                "INSERT INTO grant_draws (entry_id, grant_id, amount) \
-                 SELECT r.capture_entry, d.grant_id, d.amount FROM {draws}",
-                draws = hold_draws(postgres),
             )
         },
         &CELL,

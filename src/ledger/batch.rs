@@ -16,9 +16,10 @@
 //! statement is parsed and planned once per connection and then stays
 //! prepared, instead of once per batch.
 
+use super::grants::{draw_grants, spend_draw_sql, Draw};
 use super::rules::{Delta, EntryKind};
+use super::sql::{cached, per_user, statement_cell, table, totals_json, totals_per_account, StatementCell};
 use crate::exec::{Exec, ReadRow};
-use crate::ledger::grants::GrantEffect;
 use serde_json::json;
 use std::collections::BTreeMap;
 
@@ -75,7 +76,7 @@ pub async fn apply_spends<C: Exec>(
             balance_after,
         })
         .collect();
-    draw_grants(conn, draw_sql(postgres), Delta::spend, now, &rows).await?;
+    draw_grants(conn, spend_draw_sql(postgres), Delta::spend, now, &rows).await?;
 
     // 4. What each entry causes besides: notices, metrics, the trace.
     for &(spend, balance_after) in &mine {
@@ -125,25 +126,6 @@ async fn insert_spend_entries<C: Exec>(
         .collect()
 }
 
-/// The total of a batch's amounts per account, in user-id order: what one
-/// conditional UPDATE debits each account by.
-pub(crate) fn totals_per_account<'a>(
-    amounts: impl IntoIterator<Item = (&'a str, i64)>,
-) -> Vec<(&'a str, i64)> {
-    let mut totals: BTreeMap<&str, i64> = BTreeMap::new();
-    for (user, amount) in amounts {
-        *totals.entry(user).or_default() += amount;
-    }
-    totals.into_iter().collect()
-}
-
-/// Each request's figures right after it, as if the batch had run one
-/// request at a time in batch order. `requests` holds each request's account
-/// and amount (`None` for one that takes no part); `after` the figures of
-/// every account the batch changed, after all of its requests; `undo` takes
-/// one request's amount back off an account's figures. Walks each account's
-/// requests backwards from its final figures, so a request of an account
-/// not in `after` gets `None`.
 pub(crate) fn figures_after_each<F: Copy>(
     requests: &[Option<(&str, i64)>],
     mut after: BTreeMap<&str, F>,
@@ -173,48 +155,6 @@ pub(crate) async fn lock_accounts<C: Exec>(conn: &mut C, totals: &str) -> Result
     });
     conn.fetch_all(SQL.as_str(), vec![totals.into()]).await?;
     Ok(())
-}
-
-/// `[{"user_id": …, "total": …}, …]`: the batch's total per account.
-pub(crate) fn totals_json(users: &[(&str, i64)]) -> String {
-    let rows: Vec<serde_json::Value> =
-        users.iter().map(|(user, total)| json!({"user_id": user, "total": total})).collect();
-    serde_json::Value::from(rows).to_string()
-}
-
-/// A table of the JSON array of objects in `param`, with these columns in
-/// array order (`ord`): `json_to_recordset` on PostgreSQL, `json_each` on SQLite.
-pub(crate) fn table(postgres: bool, param: &str, columns: &[(&str, &str)]) -> String {
-    if postgres {
-        let typed: Vec<String> = columns.iter().map(|(name, kind)| format!("{name} {kind}")).collect();
-        let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
-        format!(
-            "SELECT * FROM ROWS FROM (json_to_recordset(CAST({param} AS json)) AS ({})) \
-             WITH ORDINALITY AS j({}, ord)",
-            typed.join(", "),
-            names.join(", ")
-        )
-    } else {
-        let picked: Vec<String> =
-            columns.iter().map(|(name, _)| format!("json_extract(value, '$.{name}') AS {name}")).collect();
-        format!("SELECT {}, CAST(key AS INTEGER) AS ord FROM json_each({param})", picked.join(", "))
-    }
-}
-
-/// A statement's text for each engine (SQLite, PostgreSQL), built once.
-pub(crate) type StatementCell = [std::sync::OnceLock<String>; 2];
-
-pub(crate) const fn statement_cell() -> StatementCell {
-    [std::sync::OnceLock::new(), std::sync::OnceLock::new()]
-}
-
-/// One statement's text per engine, built once.
-pub(crate) fn cached(
-    postgres: bool,
-    build: fn(bool) -> String,
-    cell: &'static StatementCell,
-) -> &'static str {
-    cell[usize::from(postgres)].get_or_init(|| build(postgres)).as_str()
 }
 
 /// Step 1: debits every account by its total where it covers all of it; `$1` the time, `$2` the totals.
@@ -271,117 +211,6 @@ pub(crate) fn entries_sql(postgres: bool) -> &'static str {
         },
         &CELL,
     )
-}
-
-/// Step 3: draws the spends from each account's first live grant where it covers them all.
-fn draw_sql(postgres: bool) -> &'static str {
-    static CELL: StatementCell = statement_cell();
-    cached(postgres, |postgres| first_grant_draw_sql(postgres, "used"), &CELL)
-}
-
-/// One applied entry whose grants are still to draw (`draw_grants`).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Draw<'a> {
-    pub user_id: &'a str,
-    pub entry_id: i64,
-    pub amount: i64,
-    /// The account's `remaining` right after this entry.
-    pub balance_after: i64,
-}
-
-/// The grant side of a batch's applied entries (`delta` makes each one's
-/// change from its amount). Where an account's first live grant covers the
-/// total of its rows, that total is taken from it in one UPDATE for all
-/// accounts (`sql`, a `first_grant_draw_sql`) and each row's draw recorded
-/// in one INSERT; the other accounts' rows draw one by one
-/// (`grants::on_entry`). Only applied entries are passed, so an account the
-/// batch did not debit (closed, a grant due, short) keeps its grants as they
-/// are.
-pub(crate) async fn draw_grants<C: Exec>(
-    conn: &mut C,
-    sql: &str,
-    delta: fn(i64) -> Delta,
-    now: i64,
-    rows: &[Draw<'_>],
-) -> Result<(), sqlx::Error> {
-    let postgres = conn.postgres();
-    let totals = totals_per_account(rows.iter().map(|row| (row.user_id, row.amount)));
-    let drawn = per_user(conn, sql, now, &totals_json(&totals)).await?;
-    let draws: Vec<serde_json::Value> = rows
-        .iter()
-        .filter_map(|r| {
-            let grant = drawn.get(r.user_id)?;
-            Some(json!({"entry_id": r.entry_id, "grant_id": grant, "amount": r.amount}))
-        })
-        .collect();
-    if !draws.is_empty() {
-        conn.execute(draws_sql(postgres), vec![serde_json::Value::from(draws).to_string().into()]).await?;
-    }
-    for row in rows.iter().filter(|row| !drawn.contains_key(row.user_id)) {
-        let change = delta(row.amount);
-        crate::ledger::grants::on_entry(
-            conn.any().ok_or_else(crate::exec::needs_sqlx)?,
-            row.user_id,
-            &change,
-            row.entry_id,
-            &GrantEffect::Auto,
-            row.balance_after,
-            now,
-        )
-        .await?;
-    }
-    Ok(())
-}
-
-/// Moves each account's total (`$2`, as `totals_json` writes them) from
-/// `remaining` to `column` of its first live grant at `$1`, where that grant
-/// covers it; returns `(user_id, grant id)` for each account it drew from.
-pub(crate) fn first_grant_draw_sql(postgres: bool, column: &str) -> String {
-    format!(
-        "UPDATE grants SET remaining = remaining - d.total, {column} = {column} + d.total \
-         FROM ({totals}) AS d \
-         WHERE grants.id = (SELECT g.id FROM grants g WHERE g.user_id = d.user_id AND g.status = 'active' \
-           AND g.remaining > 0 AND (g.expires_at IS NULL OR g.expires_at > $1) ORDER BY {order} LIMIT 1) \
-         AND grants.remaining >= d.total \
-         RETURNING grants.user_id, grants.id",
-        totals = table(postgres, "$2", &[("user_id", "text"), ("total", "bigint")]),
-        order = crate::ledger::grants::DRAW_ORDER,
-    )
-}
-
-/// The grant draws of the entries whose grant covered them; `$1` the rows.
-fn draws_sql(postgres: bool) -> &'static str {
-    static CELL: StatementCell = statement_cell();
-    cached(
-        postgres,
-        |postgres| {
-            format!(
-                "INSERT INTO grant_draws (entry_id, grant_id, amount) \
-                 SELECT r.entry_id, r.grant_id, r.amount FROM ({rows}) AS r",
-                rows = table(
-                    postgres,
-                    "$1",
-                    &[("entry_id", "bigint"), ("grant_id", "bigint"), ("amount", "bigint")]
-                ),
-            )
-        },
-        &CELL,
-    )
-}
-
-/// Runs a statement (`$1` the time, `$2` the totals) that returns
-/// `(user_id, value)` rows, as a map.
-pub(crate) async fn per_user<C: Exec>(
-    conn: &mut C,
-    sql: &str,
-    now: i64,
-    totals: &str,
-) -> Result<BTreeMap<String, i64>, sqlx::Error> {
-    conn.fetch_all(sql, vec![now.into(), totals.into()])
-        .await?
-        .iter()
-        .map(|row| Ok((row.read::<String>(0)?, row.read::<i64>(1)?)))
-        .collect()
 }
 
 #[cfg(test)]

@@ -8,7 +8,10 @@
 //! account row is locked by the same transaction.
 
 use super::rules::{Delta, EntryKind};
+use super::sql::{cached, per_user, statement_cell, table, totals_json, totals_per_account, StatementCell};
+use crate::exec::{Arg, Exec};
 use serde::Serialize;
+use serde_json::json;
 use sqlx::{AnyConnection, AnyPool, Row};
 
 /// How an entry changes grants (`EntryMeta::grants`).
@@ -411,4 +414,178 @@ pub async fn users_due(pool: &AnyPool, now: i64, limit: i64) -> Result<Vec<Strin
     .iter()
     .map(|row| row.try_get("user_id"))
     .collect()
+}
+
+// Set-wise draws: a batch's entries drawn from their grants in a few
+// statements (`ledger::batch`, `holds::batch`), by the same order and rules
+// as `draw` does one entry at a time.
+
+/// Draws a batch's spends from each account's first live grant where it covers them all.
+pub(crate) fn spend_draw_sql(postgres: bool) -> &'static str {
+    static CELL: StatementCell = statement_cell();
+    cached(postgres, |postgres| first_grant_draw_sql(postgres, "used"), &CELL)
+}
+
+/// One applied entry whose grants are still to draw (`draw_grants`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Draw<'a> {
+    pub user_id: &'a str,
+    pub entry_id: i64,
+    pub amount: i64,
+    /// The account's `remaining` right after this entry.
+    pub balance_after: i64,
+}
+
+/// The grant side of a batch's applied entries (`delta` makes each one's
+/// change from its amount). Where an account's first live grant covers the
+/// total of its rows, that total is taken from it in one UPDATE for all
+/// accounts (`sql`, a `first_grant_draw_sql`) and each row's draw recorded
+/// in one INSERT; the other accounts' rows draw one by one
+/// (`grants::on_entry`). Only applied entries are passed, so an account the
+/// batch did not debit (closed, a grant due, short) keeps its grants as they
+/// are.
+pub(crate) async fn draw_grants<C: Exec>(
+    conn: &mut C,
+    sql: &str,
+    delta: fn(i64) -> Delta,
+    now: i64,
+    rows: &[Draw<'_>],
+) -> Result<(), sqlx::Error> {
+    let postgres = conn.postgres();
+    let totals = totals_per_account(rows.iter().map(|row| (row.user_id, row.amount)));
+    let drawn = per_user(conn, sql, now, &totals_json(&totals)).await?;
+    let draws: Vec<serde_json::Value> = rows
+        .iter()
+        .filter_map(|r| {
+            let grant = drawn.get(r.user_id)?;
+            Some(json!({"entry_id": r.entry_id, "grant_id": grant, "amount": r.amount}))
+        })
+        .collect();
+    if !draws.is_empty() {
+        conn.execute(draws_sql(postgres), vec![serde_json::Value::from(draws).to_string().into()]).await?;
+    }
+    for row in rows.iter().filter(|row| !drawn.contains_key(row.user_id)) {
+        let change = delta(row.amount);
+        crate::ledger::grants::on_entry(
+            conn.any().ok_or_else(crate::exec::needs_sqlx)?,
+            row.user_id,
+            &change,
+            row.entry_id,
+            &GrantEffect::Auto,
+            row.balance_after,
+            now,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Moves each account's total (`$2`, as `totals_json` writes them) from
+/// `remaining` to `column` of its first live grant at `$1`, where that grant
+/// covers it; returns `(user_id, grant id)` for each account it drew from.
+pub(crate) fn first_grant_draw_sql(postgres: bool, column: &str) -> String {
+    format!(
+        "UPDATE grants SET remaining = remaining - d.total, {column} = {column} + d.total \
+         FROM ({totals}) AS d \
+         WHERE grants.id = (SELECT g.id FROM grants g WHERE g.user_id = d.user_id AND g.status = 'active' \
+           AND g.remaining > 0 AND (g.expires_at IS NULL OR g.expires_at > $1) ORDER BY {order} LIMIT 1) \
+         AND grants.remaining >= d.total \
+         RETURNING grants.user_id, grants.id",
+        totals = table(postgres, "$2", &[("user_id", "text"), ("total", "bigint")]),
+        order = crate::ledger::grants::DRAW_ORDER,
+    )
+}
+
+/// The grant draws of the entries whose grant covered them; `$1` the rows.
+fn draws_sql(postgres: bool) -> &'static str {
+    static CELL: StatementCell = statement_cell();
+    cached(
+        postgres,
+        |postgres| {
+            format!(
+                "INSERT INTO grant_draws (entry_id, grant_id, amount) \
+                 SELECT r.entry_id, r.grant_id, r.amount FROM ({rows}) AS r",
+                rows = table(
+                    postgres,
+                    "$1",
+                    &[("entry_id", "bigint"), ("grant_id", "bigint"), ("amount", "bigint")]
+                ),
+            )
+        },
+        &CELL,
+    )
+}
+
+/// Holds each account's total in its first live grant where that grant
+/// covers it; `$1` the time, `$2` the totals.
+pub(crate) fn hold_draw_sql(postgres: bool) -> &'static str {
+    static CELL: StatementCell = statement_cell();
+    cached(postgres, |postgres| first_grant_draw_sql(postgres, "held"), &CELL)
+}
+
+const MOVES: [(&str, &str); 2] = [("hold_entry", "bigint"), ("capture_entry", "bigint")];
+
+/// The (hold entry, capture entry) rows of `$1` as `r`, each with
+/// what its hold drew as `d`. On PostgreSQL a LATERAL lookup (`OFFSET 0`
+/// keeps the planner from flattening it back into a join), so each row reads
+/// its hold's draws through the primary key whatever the statistics say: a
+/// plain join lets a planner without statistics of `grant_draws` (before it
+/// is first analyzed) guess many draws per entry and hash a full scan of the
+/// table instead.
+fn hold_draws(postgres: bool) -> String {
+    let rows = table(postgres, "$1", &MOVES);
+    if postgres {
+        format!(
+            "({rows}) AS r CROSS JOIN LATERAL \
+             (SELECT grant_id, amount FROM grant_draws WHERE grant_draws.entry_id = r.hold_entry OFFSET 0) AS d"
+        )
+    } else {
+        format!("grant_draws d JOIN ({rows}) AS r ON d.entry_id = r.hold_entry")
+    }
+}
+
+/// What captured holds drew, from `held` to `used`; `$1` the (hold entry, capture entry) rows.
+fn capture_grants_sql(postgres: bool) -> &'static str {
+    static CELL: StatementCell = statement_cell();
+    cached(
+        postgres,
+        |postgres| {
+            format!(
+                "UPDATE grants SET held = held - x.amount, used = used + x.amount \
+                 FROM (SELECT d.grant_id, SUM(d.amount) AS amount FROM {draws} GROUP BY d.grant_id) AS x \
+                 WHERE grants.id = x.grant_id",
+                draws = hold_draws(postgres),
+            )
+        },
+        &CELL,
+    )
+}
+
+/// Each capture entry draws what its hold drew.
+fn capture_draws_sql(postgres: bool) -> &'static str {
+    static CELL: StatementCell = statement_cell();
+    cached(
+        postgres,
+        |postgres| {
+            format!(
+                "INSERT INTO grant_draws (entry_id, grant_id, amount) \
+                 SELECT r.capture_entry, d.grant_id, d.amount FROM {draws}",
+                draws = hold_draws(postgres),
+            )
+        },
+        &CELL,
+    )
+}
+
+/// Moves what captured holds drew from `held` to `used` in their grants,
+/// and records the same draws for the capture entries; `moves` the
+/// `[{"hold_entry", "capture_entry"}]` rows.
+pub(crate) async fn move_captured<C: Exec>(
+    conn: &mut C,
+    moves: &str,
+    postgres: bool,
+) -> Result<(), sqlx::Error> {
+    conn.execute(capture_grants_sql(postgres), vec![Arg::from(moves)]).await?;
+    conn.execute(capture_draws_sql(postgres), vec![Arg::from(moves)]).await?;
+    Ok(())
 }

@@ -3,7 +3,9 @@
 //!
 //! Layers, each importing only those below it:
 //! - `rules` (pure): what each entry does to the figures;
-//! - `error`, `grants` (the grant rows and draws), `alerts` (the low-balance
+//! - `sql`: building the set-wise statements;
+//! - `error`, `grants` (the grant rows and every draw from them, one by one
+//!   or set-wise), `alerts` (the low-balance
 //!   notices an entry may queue);
 //! - `store`: writes an entry, its account row, its grant draws and its
 //!   alert together, in the caller's transaction;
@@ -24,6 +26,8 @@ pub mod expiry;
 #[cfg(feature = "ssr")]
 pub mod grants;
 pub mod rules;
+#[cfg(feature = "ssr")]
+pub(crate) mod sql;
 #[cfg(feature = "ssr")]
 pub mod store;
 

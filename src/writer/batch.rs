@@ -95,6 +95,36 @@ async fn run_together(
     let mut phase = Phases::start();
     let mut tx = conn.begin(true).await?;
     phase.done("begin");
+    match work_together(&mut tx, batch, set_wise, sqlite).await {
+        Ok(answers) => {
+            phase.done("work");
+            tx.commit().await?;
+            phase.done("commit");
+            Ok(answers)
+        }
+        Err(error) => {
+            roll_back(tx).await;
+            Err(error)
+        }
+    }
+}
+
+/// A kept connection is not handed back to a pool, so a dropped
+/// transaction's `ROLLBACK` would wait for the connection's next statement,
+/// and the transaction's row locks with it: a refused change would keep its
+/// account locked until the worker's next batch. So it rolls back now.
+async fn roll_back(tx: sqlx::Transaction<'_, sqlx::Any>) {
+    if let Err(error) = tx.rollback().await {
+        tracing::warn!(%error, "rollback failed");
+    }
+}
+
+async fn work_together(
+    tx: &mut sqlx::AnyConnection,
+    batch: &[Queued],
+    set_wise: bool,
+    sqlite: bool,
+) -> Result<Vec<Answer>, ServiceError> {
     let plain = plain_spends(batch);
     let applied = if set_wise && plain.len() == batch.len() {
         crate::ledger::batch::apply_spends(&mut *tx, &plain, !sqlite).await?
@@ -126,16 +156,13 @@ async fn run_together(
             let committed = || Applied::Credits(Changed::Committed(change.target.clone()));
             answers.push(Ok(read_here.next().unwrap_or_else(committed)));
         } else {
-            let answer = queued.op.run(&mut tx).await;
+            let answer = queued.op.run(&mut *tx).await;
             if let Err(error @ (ServiceError::Internal(_) | ServiceError::Retryable(_))) = &answer {
                 return Err(error.clone());
             }
             answers.push(answer);
         }
     }
-    phase.done("work");
-    tx.commit().await?;
-    phase.done("commit");
     Ok(answers)
 }
 
@@ -167,9 +194,15 @@ async fn run_alone_once(conn: &mut Conn, op: &LedgerOp) -> Answer {
     phase.done("begin");
     let answer = op.run(&mut tx).await;
     phase.done("work");
-    if answer.is_ok() {
-        tx.commit().await?;
-        phase.done("commit");
+    match answer {
+        Ok(applied) => {
+            tx.commit().await?;
+            phase.done("commit");
+            Ok(applied)
+        }
+        Err(error) => {
+            roll_back(tx).await;
+            Err(error)
+        }
     }
-    answer
 }

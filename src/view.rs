@@ -10,7 +10,7 @@ use crate::dto::CreditsView;
 use crate::error::ServiceError;
 use crate::exec::{Arg, Exec, ReadRow};
 use crate::ledger::grants::{GrantRow, GrantStatus};
-use crate::ledger::store::{Account, Entry};
+use crate::ledger::store::{Account, AccountStatus, Entry};
 use crate::ledger::Figures;
 use crate::outbox::Notice;
 use sqlx::AnyConnection;
@@ -279,7 +279,7 @@ fn snapshot_of(row: RawRow) -> Result<Snapshot, sqlx::Error> {
         user_id: t1.unwrap_or_default(),
         email: t2,
         name: t3,
-        status: t4.unwrap_or_default(),
+        status: AccountStatus::parse(t4.as_deref().unwrap_or_default())?,
         figures: Figures {
             remaining: number(n1)?,
             held: number(n2)?,
@@ -355,7 +355,8 @@ pub(crate) fn view(snapshot: &Snapshot, cost_per_video: i64) -> CreditsView {
         credits: account.figures.as_dto(),
         held: account.figures.held,
         cost_per_video,
-        can_generate_video: account.status == "active" && account.figures.remaining >= cost_per_video,
+        can_generate_video: account.status == AccountStatus::Active
+            && account.figures.remaining >= cost_per_video,
         recent: recent.iter().cloned().map(entry_view).collect(),
         updated_at: rfc3339(account.updated_at_ms),
         grants: grants

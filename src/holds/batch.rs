@@ -247,7 +247,7 @@ async fn apply_creations<C: Exec>(
             user_id: user_id.to_string(),
             amount,
             captured: 0,
-            status: "open".into(),
+            status: super::HoldStatus::Open,
             reason: reason.map(str::to_string),
             created_at_ms: now,
             expires_at_ms,

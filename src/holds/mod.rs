@@ -10,6 +10,43 @@ use crate::ledger::store::{self, EntryMeta, Guard, LedgerError};
 use crate::ledger::{Delta, Figures};
 use sqlx::{AnyConnection, AnyPool, Row};
 
+/// Where a hold is: `open` until it is captured, released or expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldStatus {
+    Open,
+    Captured,
+    Released,
+    Expired,
+}
+
+impl HoldStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Captured => "captured",
+            Self::Released => "released",
+            Self::Expired => "expired",
+        }
+    }
+
+    /// A status as stored; the schema's CHECK allows only these.
+    pub fn parse(text: &str) -> Result<Self, sqlx::Error> {
+        match text {
+            "open" => Ok(Self::Open),
+            "captured" => Ok(Self::Captured),
+            "released" => Ok(Self::Released),
+            "expired" => Ok(Self::Expired),
+            other => Err(sqlx::Error::Decode(format!("unknown hold status `{other}`").into())),
+        }
+    }
+}
+
+impl std::fmt::Display for HoldStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One hold row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hold {
@@ -17,7 +54,7 @@ pub struct Hold {
     pub user_id: String,
     pub amount: i64,
     pub captured: i64,
-    pub status: String,
+    pub status: HoldStatus,
     pub reason: Option<String>,
     pub created_at_ms: i64,
     pub expires_at_ms: i64,
@@ -108,7 +145,7 @@ pub enum HoldError {
     #[error("this hold was made by a worker or an admin, and only they may resolve it")]
     Forbidden,
     #[error("the hold is already {0}")]
-    Resolved(String),
+    Resolved(HoldStatus),
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
@@ -140,7 +177,7 @@ pub(crate) fn hold_from_row(row: &impl crate::exec::ReadRow) -> Result<Hold, sql
         user_id: row.read("user_id")?,
         amount: row.read("amount")?,
         captured: row.read("captured")?,
-        status: row.read("status")?,
+        status: HoldStatus::parse(&row.read::<String>("status")?)?,
         reason: row.read("reason")?,
         created_at_ms: row.read("created_at")?,
         expires_at_ms: row.read("expires_at")?,
@@ -331,8 +368,8 @@ async fn explain(
             Some(user_id) if user_id == hold.user_id => HoldError::Forbidden,
             _ => HoldError::NotFound,
         },
-        Ok(Some(hold)) if hold.status != "open" => HoldError::Resolved(hold.status),
-        Ok(Some(hold)) if hold.expires_at_ms <= now_ms => HoldError::Resolved("expired".into()),
+        Ok(Some(hold)) if hold.status != HoldStatus::Open => HoldError::Resolved(hold.status),
+        Ok(Some(hold)) if hold.expires_at_ms <= now_ms => HoldError::Resolved(HoldStatus::Expired),
         Ok(Some(hold)) if capture.is_some_and(|amount| amount > hold.amount) => {
             HoldError::Invalid(format!("`amount` must be at most the held {}", hold.amount))
         }

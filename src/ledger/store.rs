@@ -10,13 +10,39 @@ use super::rules::{Delta, EntryKind, Figures};
 use crate::db::now_ms;
 use sqlx::{AnyConnection, Row};
 
+/// Whether an account may spend: `closed` when its user was deleted (its
+/// ledger is kept).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountStatus {
+    Active,
+    Closed,
+}
+
+impl AccountStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Closed => "closed",
+        }
+    }
+
+    /// A status as stored; the schema's CHECK allows only these.
+    pub fn parse(text: &str) -> Result<Self, sqlx::Error> {
+        match text {
+            "active" => Ok(Self::Active),
+            "closed" => Ok(Self::Closed),
+            other => Err(sqlx::Error::Decode(format!("unknown account status `{other}`").into())),
+        }
+    }
+}
+
 /// One account row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
     pub user_id: String,
     pub email: Option<String>,
     pub name: Option<String>,
-    pub status: String,
+    pub status: AccountStatus,
     pub figures: Figures,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
@@ -78,7 +104,7 @@ fn account_from_row(row: &sqlx::any::AnyRow) -> Result<Account, sqlx::Error> {
         user_id: row.try_get("user_id")?,
         email: row.try_get("email")?,
         name: row.try_get("name")?,
-        status: row.try_get("status")?,
+        status: AccountStatus::parse(&row.try_get::<String, _>("status")?)?,
         figures: Figures {
             remaining: row.try_get("remaining")?,
             held: row.try_get("held")?,
@@ -277,7 +303,7 @@ async fn explain_refusal(
     }
     match load(conn, user_id).await {
         Ok(None) => LedgerError::NoAccount,
-        Ok(Some(account)) if account.status != "active" => LedgerError::Closed,
+        Ok(Some(account)) if account.status != AccountStatus::Active => LedgerError::Closed,
         Ok(Some(account)) => LedgerError::Insufficient { required, remaining: account.figures.remaining },
         Err(error) => LedgerError::Database(error),
     }

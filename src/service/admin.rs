@@ -120,7 +120,11 @@ impl CreditsService {
             let user_id: String = row.try_get("user_id")?;
             if let Some(account) = store::load(&mut conn, &user_id).await? {
                 let held = account.figures.held;
-                users.push(AdminUserSummary { user: user_view(&account), status: account.status, held });
+                users.push(AdminUserSummary {
+                    user: user_view(&account),
+                    status: account.status.as_str().to_string(),
+                    held,
+                });
             }
         }
         Ok(AdminUsers { users })
@@ -153,7 +157,7 @@ impl CreditsService {
         Ok(AdminUserDetail {
             user: user_view(&account),
             held: account.figures.held,
-            status: account.status,
+            status: account.status.as_str().to_string(),
             ledger: entries.into_iter().map(super::entry_view).collect(),
             open_holds: holds,
             audit,

@@ -5,7 +5,7 @@ use crate::db::rfc3339;
 use crate::dto::HoldView;
 use crate::error::ServiceError;
 use crate::holds::batch::HoldOp;
-use crate::holds::{self, Hold, HoldError, MadeBy, Resolution, Resolver};
+use crate::holds::{self, Hold, HoldError, HoldStatus, MadeBy, Resolution, Resolver};
 use crate::idempotency::IdempotencyKey;
 use crate::ids::{HoldId, UserId};
 use crate::ledger::Figures;
@@ -36,14 +36,14 @@ pub struct HoldRequest {
 
 /// The contract's view of a hold and its account's figures.
 pub(crate) fn view(hold: &Hold, figures: &Figures) -> HoldView {
-    let resolved = hold.status != "open";
+    let resolved = hold.status != HoldStatus::Open;
     HoldView {
         hold_id: hold.id.clone(),
         user_id: hold.user_id.clone(),
         amount: hold.amount,
         captured: hold.captured,
         released: if resolved { hold.amount - hold.captured } else { 0 },
-        status: hold.status.clone(),
+        status: hold.status.as_str().to_string(),
         reason: hold.reason.clone(),
         created_at: rfc3339(hold.created_at_ms),
         expires_at: rfc3339(hold.expires_at_ms),
@@ -128,7 +128,7 @@ impl HoldRequest {
                     .await
                 {
                     Ok(resolved) => resolved,
-                    Err(HoldError::Resolved(status)) if status == "expired" => return Ok(None),
+                    Err(HoldError::Resolved(HoldStatus::Expired)) => return Ok(None),
                     Err(error) => return Err(error.into()),
                 }
             }

@@ -47,7 +47,7 @@ if [ -n "$need_leptos$need_bindgen" ]; then
     bindgen_pid=$!
   fi
   if [ -n "$need_leptos" ]; then
-    say "installing cargo-leptos $CARGO_LEPTOS_VERSION with $toolchain (about 10 minutes on 2 cores, both tools together)"
+    say "installing cargo-leptos $CARGO_LEPTOS_VERSION with $toolchain (about 13 minutes on 2 idle cores, both tools together)"
     tool_install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked
   fi
   if [ -n "$bindgen_pid" ]; then

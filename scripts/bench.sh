@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 rounds="${1:-3}"
 secs="${2:-10}"
 bash scripts/setup.sh
-export PATH="$HOME/.cargo/bin:$PWD/tools/node_modules/.bin:$PATH"
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PWD/tools/node_modules/.bin:$PATH"
 export CREDITS_TEST_POSTGRES_URL="${CREDITS_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 command -v oha >/dev/null || cargo install oha --locked --version 1.16.0
 command -v pgbench >/dev/null || { echo "pgbench (Debian package postgresql-client) is required" >&2; exit 1; }

@@ -3,6 +3,6 @@
 # brotli/gzip copies of the static files for the server to send as they are.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$HOME/.cargo/bin:$PWD/tools/node_modules/.bin:$PATH"
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PWD/tools/node_modules/.bin:$PATH"
 LEPTOS_ENV=PROD cargo leptos build --release --split
 node scripts/precompress.mjs target/site/pkg

@@ -16,7 +16,7 @@ case "$seconds" in
   ''|*[!0-9]*|0) echo "usage: $0 [seconds-per-target]" >&2; exit 2 ;;
 esac
 
-export PATH="$HOME/.cargo/bin:$PATH"
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 say() { printf '\033[1m[fuzz]\033[0m %s\n' "$*"; }
 
 rustup run nightly rustc --version >/dev/null 2>&1 || {

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-export PATH="$HOME/.cargo/bin:$PWD/tools/node_modules/.bin:$PATH"
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PWD/tools/node_modules/.bin:$PATH"
 bash scripts/build.sh
 echo "[start] serving on http://${CREDITS_ADDR:-127.0.0.1:3000} (Ctrl-C to stop)"
 exec env LEPTOS_SITE_ROOT="$PWD/target/site" ./target/release/credits serve "$@"

@@ -86,7 +86,9 @@ impl Conn {
         let kept = crate::tuning::get().kept_connections;
         if !kept {
             // Measuring without kept connections: one from the pool per
-            // transaction (the previous one goes back as it is replaced).
+            // transaction. The previous one goes back first: SQLite's writer
+            // pool has one connection.
+            self.held = None;
             self.held = Some(Kept::open(&self.pool, false).await?);
         } else if self.held.is_none() {
             self.held = Some(Kept::open(&self.pool, !self.sqlite).await?);

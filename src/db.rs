@@ -36,8 +36,8 @@ pub struct Db {
     /// Where batched balance changes are written (`writer`). SQLite:
     /// one connection of its own, kept open, so its page cache stays valid
     /// from one batch to the next (a connection drops its cache whenever
-    /// another one committed), and taken for good by the writer's
-    /// worker; PostgreSQL: the shared pool.
+    /// another one committed), and taken by the writer's worker for
+    /// each transaction; PostgreSQL: the shared pool.
     pub writer: AnyPool,
     pub backend: Backend,
     url: String,

@@ -28,7 +28,7 @@ pub struct Tuning {
     pub set_wise_holds: bool,
     /// SQLite: set-wise batches on the writer's own connection (`writer::in_place`).
     pub in_place: bool,
-    /// The writer keeps its connections instead of taking one from the pool per transaction.
+    /// PostgreSQL: the writer keeps its connections instead of taking one from the pool per transaction.
     pub kept_connections: bool,
     /// PostgreSQL: each writer worker on a thread of its own.
     pub own_threads: bool,

@@ -1,10 +1,10 @@
-//! Where one worker's transactions run: a connection got on first use and
-//! kept for good (`db::Kept`), and on SQLite the writer's own rusqlite
-//! connection for set-wise batches (`exec::SqliteWriter`). A kept connection
-//! is not pinged on its way back to a pool and taken out again by the next
-//! batch. One found lost at `BEGIN` (`db::connection_lost`: SQLite's thread
-//! for it is gone, PostgreSQL restarted or a proxy closed it while idle) is
-//! closed, and the next transaction gets a new one; nothing was written, so
+//! Where one worker's transactions run: on PostgreSQL a connection of the
+//! worker's own, kept for good (`db::Kept`), so no batch pays a pool
+//! checkout and its ping; on SQLite the writer pool's one connection, taken
+//! per transaction, and the writer's own rusqlite connection for set-wise
+//! batches (`exec::SqliteWriter`). One found lost at `BEGIN`
+//! (`db::connection_lost`: SQLite's thread for it is gone, PostgreSQL
+//! restarted or a proxy closed it while idle) is closed, and the next transaction gets a new one; nothing was written, so
 //! the operation runs again there.
 
 use crate::db::Kept;
@@ -83,15 +83,16 @@ impl Conn {
                 conn.discard();
             }
         }
-        let kept = crate::tuning::get().kept_connections;
-        if !kept {
-            // Measuring without kept connections: one from the pool per
-            // transaction. The previous one goes back first: SQLite's writer
-            // pool has one connection.
+        // PostgreSQL keeps its connection (decision 0008). SQLite's writer
+        // pool holds its one connection, so taking it per transaction costs
+        // the same as keeping it (measured, decision 0008): it is taken.
+        let keep = !self.sqlite && crate::tuning::get().kept_connections;
+        if !keep {
+            // The previous one goes back first: SQLite's writer pool has one.
             self.held = None;
             self.held = Some(Kept::open(&self.pool, false).await?);
         } else if self.held.is_none() {
-            self.held = Some(Kept::open(&self.pool, !self.sqlite).await?);
+            self.held = Some(Kept::open(&self.pool, true).await?);
         }
         let conn = self.held.as_mut().expect("a kept connection").conn();
         let statement = match (self.sqlite, batch) {
